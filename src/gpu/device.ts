@@ -1,0 +1,131 @@
+/**
+ * The WebGPU adapter and device: acquired once, with the adapter's full limits and the optional
+ * features that matter for compute (`shader-f16`, `timestamp-query`, `subgroups`).
+ *
+ * @module
+ */
+
+/** Optional features requested when the adapter offers them. */
+export const OPTIONAL_FEATURES = ["shader-f16", "timestamp-query", "subgroups"] as const;
+
+/** Raised when no WebGPU adapter can be had; its message says what to install. */
+export class GpuUnavailableError extends Error {
+  /** @param detail what went wrong, appended to the installation advice */
+  constructor(detail: string) {
+    super(
+      `No WebGPU adapter is available (${detail}).\n` +
+        "selfmargin needs a WebGPU adapter: a GPU with a Vulkan, Metal or D3D12 driver, or a " +
+        "software one.\nOn Debian/Ubuntu without a GPU: `sudo apt-get install mesa-vulkan-drivers` " +
+        "(lavapipe) or the Mesa GL drivers (`libgl1-mesa-dri`, llvmpipe).",
+    );
+    this.name = "GpuUnavailableError";
+  }
+}
+
+/** Raised by any GPU work after the device was lost. */
+export class GpuDeviceLostError extends Error {
+  /** @param info the loss information reported by the device */
+  constructor(info: GPUDeviceLostInfo) {
+    super(`The WebGPU device was lost (${info.reason}): ${info.message}`);
+    this.name = "GpuDeviceLostError";
+  }
+}
+
+/** The acquired adapter and device, and what they granted. */
+export interface Gpu {
+  /** The adapter the device came from. */
+  readonly adapter: GPUAdapter;
+  /** The device every buffer and pipeline belongs to. */
+  readonly device: GPUDevice;
+  /** A human-readable adapter name (description, else vendor/architecture). */
+  readonly adapterName: string;
+  /** Features granted to the device. */
+  readonly features: ReadonlySet<string>;
+  /** Limits granted to the device (the adapter's maxima). */
+  readonly limits: GPUSupportedLimits;
+  /** Whether the adapter is a CPU/software implementation (llvmpipe, lavapipe, WARP). */
+  readonly isSoftware: boolean;
+  /** Set when the device is lost; every later submission throws it. */
+  lost: GpuDeviceLostError | null;
+}
+
+let cached: Promise<Gpu> | null = null;
+
+/**
+ * Returns the process-wide GPU, acquiring it on first use.
+ *
+ * @example
+ * ```ts
+ * import { getGpu } from "./device.ts";
+ * const gpu = await getGpu();
+ * console.log(gpu.adapterName, [...gpu.features]);
+ * ```
+ */
+export function getGpu(): Promise<Gpu> {
+  if (!cached) {
+    cached = acquireGpu();
+    cached.catch(() => (cached = null));
+  }
+  return cached;
+}
+
+function describeAdapter(info: GPUAdapterInfo | undefined): string {
+  if (!info) return "unknown adapter";
+  const parts = [info.description, info.vendor && `vendor ${info.vendor}`, info.architecture]
+    .filter((s) => s && String(s).length > 0);
+  return parts.length ? parts.join(", ") : "unknown adapter";
+}
+
+async function acquireGpu(): Promise<Gpu> {
+  if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
+    throw new GpuUnavailableError("this runtime exposes no navigator.gpu");
+  }
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  } catch (e) {
+    throw new GpuUnavailableError(`requestAdapter failed: ${(e as Error).message}`);
+  }
+  if (!adapter) throw new GpuUnavailableError("requestAdapter returned null");
+
+  const requiredFeatures = OPTIONAL_FEATURES.filter((f) =>
+    adapter.features.has(f)
+  ) as GPUFeatureName[];
+  // Ask for every limit at the adapter's maximum: the defaults (128 MiB per binding, 16 KiB of
+  // workgroup memory) are far too small for real models.
+  const requiredLimits: Record<string, number> = {};
+  const limits = adapter.limits as unknown as Record<string, number>;
+  for (const key in limits) {
+    const value = limits[key];
+    if (typeof value === "number") requiredLimits[key] = value;
+  }
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+  const adapterName = describeAdapter(info);
+  const isSoftware = Boolean(
+    (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter,
+  ) || /llvmpipe|lavapipe|swiftshader|warp|software/i.test(adapterName);
+  const gpu: Gpu = {
+    adapter,
+    device,
+    adapterName,
+    features: new Set([...device.features]),
+    limits: device.limits,
+    isSoftware,
+    lost: null,
+  };
+  device.lost.then((lostInfo) => {
+    if (lostInfo.reason === "destroyed") return;
+    gpu.lost = new GpuDeviceLostError(lostInfo);
+    console.error(gpu.lost.message);
+  });
+  device.addEventListener("uncapturederror", (event) => {
+    console.error(`WebGPU error: ${(event as GPUUncapturedErrorEvent).error.message}`);
+  });
+  return gpu;
+}
+
+/** Throws the device-lost error if the device is gone. */
+export function assertAlive(gpu: Gpu): void {
+  if (gpu.lost) throw gpu.lost;
+}

@@ -1,0 +1,193 @@
+/**
+ * Test helpers: seeded random data, closeness assertions, and {@link checkOp}, the one helper that
+ * compares a GPU op's forward and every input gradient against a float64 CPU reference.
+ *
+ * Gradients are checked against central finite differences of the float64 reference
+ * (eps 1e-5 in float64: truncation error ~1e-10, far below the f32 tolerance), so the check
+ * tests the hand-written WGSL backward against the numerical derivative of an independent
+ * implementation of the forward.
+ *
+ * @module
+ */
+import { Tape } from "../src/autodiff/tape.ts";
+import { getGpu, type Gpu } from "../src/gpu/device.ts";
+import { Tensor } from "../src/gpu/tensor.ts";
+
+/** A seeded uniform [0, 1) generator (mulberry32). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `n` seeded standard-normal samples (Box-Muller), scaled. */
+export function randn(n: number, seed: number, scale = 1): Float32Array {
+  const u = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
+    out[i] = r * scale;
+  }
+  return out;
+}
+
+/** Tolerances: |a - e| <= atol + rtol * |e| elementwise. */
+export interface Tolerance {
+  /** Absolute tolerance. */
+  atol: number;
+  /** Relative tolerance. */
+  rtol: number;
+}
+
+/** Asserts elementwise closeness, reporting the worst element. */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: Tolerance,
+  label = "values",
+): void {
+  if (actual.length !== expected.length) {
+    throw new Error(`${label}: length ${actual.length} != expected ${expected.length}`);
+  }
+  let worst = -1, worstExcess = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i], e = expected[i];
+    const bound = tol.atol + tol.rtol * Math.abs(e);
+    const err = Math.abs(a - e);
+    if (!(err <= bound)) {
+      const excess = Number.isFinite(err) ? err / bound : Infinity;
+      if (excess > worstExcess || worst < 0) {
+        worst = i;
+        worstExcess = excess;
+      }
+    }
+  }
+  if (worst >= 0) {
+    throw new Error(
+      `${label}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} ` +
+        `(|diff| ${Math.abs(actual[worst] - expected[worst]).toExponential(3)}, ` +
+        `atol ${tol.atol}, rtol ${tol.rtol})`,
+    );
+  }
+}
+
+/** The shared GPU for tests. */
+export function gpu(): Promise<Gpu> {
+  return getGpu();
+}
+
+/** An input of {@link checkOp}. */
+export interface OpInput {
+  /** Its shape. */
+  shape: number[];
+  /** Its data; seeded normal samples by default. */
+  data?: Float32Array;
+  /** Whether its gradient is checked. Default true. */
+  grad?: boolean;
+  /** Element type; non-f32 inputs never get gradients. */
+  dtype?: "f32" | "i32" | "u32";
+}
+
+/** What {@link checkOp} compares. */
+export interface CheckOpSpec {
+  /** Name used in failure messages. */
+  name: string;
+  /** The inputs. */
+  inputs: OpInput[];
+  /** The GPU op under test; it must record its backward on `tape`. */
+  forward: (tape: Tape, ...inputs: Tensor[]) => Promise<Tensor>;
+  /** The float64 CPU reference of the same function. */
+  reference: (...inputs: Float64Array[]) => Float64Array;
+  /** Forward tolerance. Default atol 1e-5, rtol 1e-5. */
+  forwardTol?: Tolerance;
+  /** Gradient tolerance. Default atol 1e-4, rtol 1e-3. */
+  gradTol?: Tolerance;
+  /** Seed of the data and of the random output cotangent. */
+  seed?: number;
+  /**
+   * How many elements of each input get a finite-difference check (a seeded random subset;
+   * all when the input is smaller). Default 48: enough to catch any indexing error, which
+   * corrupts a large fraction of elements, while keeping the O(n·reference) cost small.
+   */
+  fdSamples?: number;
+}
+
+/**
+ * Compares forward and every input gradient of a GPU op against a float64 reference. The loss
+ * is L = Σ out · w for a seeded random w, so every output element's gradient path is exercised.
+ */
+export async function checkOp(spec: CheckOpSpec): Promise<void> {
+  const g = await gpu();
+  const seed = spec.seed ?? 1;
+  const hostInputs = spec.inputs.map((inp, i) =>
+    inp.data ?? randn(inp.shape.reduce((a, b) => a * b, 1), seed * 101 + i)
+  );
+  const tensors = spec.inputs.map((inp, i) =>
+    Tensor.from(g, hostInputs[i], inp.shape, inp.dtype ?? "f32")
+  );
+  const tape = new Tape();
+  const checked = spec.inputs.map((inp) => (inp.dtype ?? "f32") === "f32" && inp.grad !== false);
+  tensors.forEach((t, i) => checked[i] && tape.watch(t));
+  const out = await spec.forward(tape, ...tensors);
+  const actual = await out.read();
+  const f64Inputs = hostInputs.map((d) => Float64Array.from(d));
+  const expected = spec.reference(...f64Inputs);
+  assertClose(
+    actual,
+    expected,
+    spec.forwardTol ?? { atol: 1e-5, rtol: 1e-5 },
+    `${spec.name} forward`,
+  );
+
+  if (!checked.some(Boolean)) return;
+  const w = randn(actual.length, seed * 7919 + 3);
+  await tape.backward(out, w);
+  const lossOf = (inputs: Float64Array[]) => {
+    const o = spec.reference(...inputs);
+    let s = 0;
+    for (let i = 0; i < o.length; i++) s += o[i] * w[i];
+    return s;
+  };
+  const eps = 1e-5;
+  for (let i = 0; i < tensors.length; i++) {
+    if (!checked[i]) continue;
+    const gradGpu = await tape.grad(tensors[i])!.read();
+    const x = f64Inputs[i];
+    const picks = sampleIndices(x.length, spec.fdSamples ?? 48, seed * 31 + i);
+    const numeric = new Float64Array(picks.length);
+    for (const [n, j] of picks.entries()) {
+      const keep = x[j];
+      x[j] = keep + eps;
+      const up = lossOf(f64Inputs);
+      x[j] = keep - eps;
+      const down = lossOf(f64Inputs);
+      x[j] = keep;
+      numeric[n] = (up - down) / (2 * eps);
+    }
+    assertClose(
+      picks.map((j) => gradGpu[j]),
+      numeric,
+      spec.gradTol ?? { atol: 1e-4, rtol: 1e-3 },
+      `${spec.name} gradient of input ${i}`,
+    );
+  }
+  tape.dispose();
+  tensors.forEach((t) => t.destroy());
+}
+
+/** `count` distinct indices in [0, n), seeded; all of them when n <= count. */
+export function sampleIndices(n: number, count: number, seed: number): number[] {
+  const all = Array.from({ length: n }, (_, i) => i);
+  if (n <= count) return all;
+  const u = rng(seed);
+  for (let i = 0; i < count; i++) {
+    const j = i + Math.floor(u() * (n - i));
+    [all[i], all[j]] = [all[j], all[i]];
+  }
+  return all.slice(0, count).sort((a, b) => a - b);
+}
