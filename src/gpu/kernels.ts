@@ -115,18 +115,21 @@ export function pipeline(
     }
     p = module.then(async (m) => {
       gpu.device.pushErrorScope("validation");
+      let built: GPUComputePipeline | null = null;
+      let failure = "";
       try {
-        return await gpu.device.createComputePipelineAsync({
+        built = await gpu.device.createComputePipelineAsync({
           label: key,
           layout: "auto",
           compute: { module: m, entryPoint, constants },
         });
       } catch (e) {
-        throw new KernelCompileError(file, [`${entryPoint}: ${(e as Error).message}`]);
-      } finally {
-        const error = await gpu.device.popErrorScope();
-        if (error) throw new KernelCompileError(file, [`${entryPoint}: ${error.message}`]);
+        failure = (e as Error).message;
       }
+      const error = await gpu.device.popErrorScope();
+      if (error) failure ||= error.message;
+      if (!built || failure) throw new KernelCompileError(file, [`${entryPoint}: ${failure}`]);
+      return built;
     });
     c.pipelines.set(key, p);
     p.catch(() => c.pipelines.delete(key));
