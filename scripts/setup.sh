@@ -1,0 +1,33 @@
+#!/usr/bin/env sh
+# One-time set-up for a fresh machine: makes sure a WebGPU adapter exists. On a machine without a
+# GPU driver (Debian/Ubuntu), installs Mesa's lavapipe Vulkan driver, a software WebGPU adapter.
+# Deno itself comes from npm (`npx -y deno@2.9.6 ...`), so nothing else needs installing.
+set -u
+DENO="npx -y deno@2.9.6"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+probe='const a = await navigator.gpu?.requestAdapter(); if (!a) Deno.exit(1); console.log(a.info?.description || a.info?.vendor || "adapter");'
+if adapter=$($DENO eval "$probe" 2>/dev/null) && [ -n "$adapter" ]; then
+  echo "setup: WebGPU adapter found: $adapter"
+  # Prefer Vulkan's lavapipe over GL's llvmpipe on CPU-only Debian: it grants shader-f16.
+  if command -v apt-get >/dev/null 2>&1 && ! dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 \
+    && echo "$adapter" | grep -qi llvmpipe; then
+    (apt-get update -qq && apt-get install -y -qq mesa-vulkan-drivers >/dev/null) ||
+      echo "setup: could not install mesa-vulkan-drivers; keeping the GL adapter"
+  fi
+  exit 0
+fi
+echo "setup: no WebGPU adapter; installing Mesa's software Vulkan driver (mesa-vulkan-drivers)"
+if command -v apt-get >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+else
+  echo "setup: install a Vulkan driver for your GPU, or Mesa's lavapipe, then rerun" >&2
+  exit 1
+fi
+if adapter=$($DENO eval "$probe" 2>/dev/null) && [ -n "$adapter" ]; then
+  echo "setup: WebGPU adapter found: $adapter"
+else
+  echo "setup: still no WebGPU adapter after installing mesa-vulkan-drivers" >&2
+  exit 1
+fi
