@@ -20,6 +20,44 @@ export function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+// The innermost open arena (see withArena): tensors allocated while it is open are recorded in it.
+let currentArena: Tensor[] | null = null;
+
+/**
+ * Runs `fn` and then frees every tensor allocated during it, except those `keep` returns (and
+ * tensors sharing their buffers, such as reshapes). Kept tensors pass to an enclosing arena.
+ * Arenas nest, but must not be interleaved by concurrently running async tasks.
+ *
+ * @example
+ * ```ts
+ * const embeddings = await withArena(() => encoder.encode(batch), (e) => [e]);
+ * ```
+ */
+export async function withArena<T>(
+  fn: () => Promise<T>,
+  keep: (result: T) => Tensor[],
+): Promise<T> {
+  const outer = currentArena;
+  const mine: Tensor[] = [];
+  currentArena = mine;
+  let result: T;
+  try {
+    result = await fn();
+  } catch (e) {
+    currentArena = outer;
+    for (const t of mine) t.destroy();
+    throw e;
+  }
+  currentArena = outer;
+  const kept = keep(result);
+  const keptBuffers = new Set(kept.map((t) => t.buffer));
+  for (const t of mine) {
+    if (keptBuffers.has(t.buffer)) outer?.push(t);
+    else t.destroy();
+  }
+  return result;
+}
+
 /** A GPU buffer with a shape (row-major) and a dtype. */
 export class Tensor<D extends DType = DType> {
   /** Whether {@link destroy} was called. */
@@ -65,7 +103,9 @@ export class Tensor<D extends DType = DType> {
       size: Math.ceil(bytes / 4) * 4,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
-    return new Tensor(gpu, buffer, [...shape], dtype);
+    const t = new Tensor(gpu, buffer, [...shape], dtype);
+    currentArena?.push(t);
+    return t;
   }
 
   /** Uploads host data into a new tensor of the given shape. */
