@@ -1,0 +1,67 @@
+import { marginMseLoss } from "../src/losses/margin_mse.ts";
+import { assertClose, randn } from "./helpers.ts";
+import { checkGradients, rejection, triples } from "./loss_fixtures.ts";
+import { marginMseRef } from "./reference/margin_ref.ts";
+
+Deno.test("Margin-MSE value and dQ, dP, dN match the float64 reference", async () => {
+  for (const [b, d, seed] of [[16, 33, 31], [5, 7, 32], [1, 3, 33]]) {
+    const data = triples(b, d, seed);
+    // Teacher scores on a cross-encoder-like scale (margins of several units), rounded to f32.
+    const tPos = Array.from(randn(b, seed + 10, 2)).map((v) => v + 8);
+    const tNeg = Array.from(randn(b, seed + 11, 2)).map((v) => v + 4);
+    const f = () => marginMseRef(data.q, data.p, data.n, b, d, tPos, tNeg);
+    const result = await marginMseLoss(data.rows.q, data.rows.p, data.rows.n, {
+      pos: tPos,
+      neg: tNeg,
+    });
+    // Residuals are several units, the loss ~10: measured |GPU - float64| 2.6e-7 at B = 16 (loss
+    // 13.2), i.e. 2e-8 relative; rtol 1e-5 leaves a wide margin for other shapes.
+    assertClose([result.loss], [f()], { atol: 1e-6, rtol: 1e-5 }, `B=${b} loss`);
+    checkGradients(`Margin-MSE B=${b} D=${d}`, f, [["dQ", data.q, result.dq], [
+      "dP",
+      data.p,
+      result.dp,
+    ], [
+      "dN",
+      data.n,
+      result.dn,
+    ]], seed);
+  }
+});
+
+Deno.test("Margin-MSE is zero with zero gradients when the margins equal the teacher's", async () => {
+  const data = triples(4, 6, 40);
+  // Teacher margins chosen as the student's own (from the float64 reference's cosines).
+  const cos = (a: Float64Array, c: Float64Array, j: number) => {
+    let dot = 0, aa = 0, cc = 0;
+    for (let k = 0; k < 6; k++) {
+      dot += a[j * 6 + k] * c[j * 6 + k];
+      aa += a[j * 6 + k] ** 2;
+      cc += c[j * 6 + k] ** 2;
+    }
+    return dot / Math.sqrt(aa * cc);
+  };
+  const tPos = [0, 1, 2, 3].map((j) => cos(data.q, data.p, j));
+  const tNeg = [0, 1, 2, 3].map((j) => cos(data.q, data.n, j));
+  const r = await marginMseLoss(data.rows.q, data.rows.p, data.rows.n, { pos: tPos, neg: tNeg });
+  // Only f32 rounding of the cosines remains: residuals ~1e-7, loss ~1e-14, gradients ~1e-7.
+  assertClose([r.loss, ...r.dq.flat(), ...r.dp.flat()], new Array(1 + 48).fill(0), {
+    atol: 1e-6,
+    rtol: 0,
+  });
+});
+
+Deno.test("Margin-MSE refuses teacher scores of the wrong length or non-finite", async () => {
+  const { rows } = triples(3, 4, 41);
+  for (
+    const [teacher, pattern] of [
+      [{ pos: [1, 2], neg: [0, 0, 0] }, /teacher.pos has 2 scores for 3 triples/],
+      [{ pos: [1, 2, 3], neg: [0, NaN, 0] }, /teacher.neg\[1\] is NaN/],
+    ] as const
+  ) {
+    const e = await rejection(() => marginMseLoss(rows.q, rows.p, rows.n, teacher));
+    if (!pattern.test(e.message)) {
+      throw new Error(`message ${JSON.stringify(e.message)} lacks ${pattern}`);
+    }
+  }
+});
