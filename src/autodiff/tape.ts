@@ -4,6 +4,9 @@
  * accumulated (`d += ...`) into zero-initialised buffers, as in llm.c, so an activation used twice
  * simply receives two contributions.
  *
+ * Tensors are identified by their GPU buffer, not by the Tensor object, so a reshape (a view of
+ * the same buffer) shares its source's gradient: reshaping needs no backward step.
+ *
  * @module
  */
 import { Tensor } from "../gpu/tensor.ts";
@@ -14,21 +17,21 @@ export type BackwardStep = () => void | Promise<void>;
 /** Records backward steps and owns the gradient buffers. */
 export class Tape {
   readonly #steps: { step: BackwardStep; output: Tensor; name: string }[] = [];
-  readonly #needs = new Set<Tensor>();
-  readonly #leaves = new Set<Tensor>();
-  readonly #grads = new Map<Tensor, Tensor>();
+  readonly #needs = new Set<GPUBuffer>();
+  readonly #leaves = new Set<GPUBuffer>();
+  readonly #grads = new Map<GPUBuffer, Tensor>();
 
   /** Marks tensors (parameters, inputs) whose gradients are wanted. */
   watch(...tensors: Tensor[]): void {
     for (const t of tensors) {
-      this.#needs.add(t);
-      this.#leaves.add(t);
+      this.#needs.add(t.buffer);
+      this.#leaves.add(t.buffer);
     }
   }
 
   /** Whether a gradient flows into `t`. */
   needsGrad(t: Tensor): boolean {
-    return this.#needs.has(t);
+    return this.#needs.has(t.buffer);
   }
 
   /**
@@ -36,8 +39,8 @@ export class Tape {
    * gradient; returns whether it recorded.
    */
   record(name: string, inputs: Tensor[], output: Tensor, step: BackwardStep): boolean {
-    if (!inputs.some((t) => this.#needs.has(t))) return false;
-    this.#needs.add(output);
+    if (!inputs.some((t) => this.#needs.has(t.buffer))) return false;
+    this.#needs.add(output.buffer);
     this.#steps.push({ step, output, name });
     return true;
   }
@@ -47,13 +50,15 @@ export class Tape {
    * flows into `t`, so backward steps can skip work.
    */
   grad(t: Tensor): Tensor | null {
-    if (!this.#needs.has(t)) return null;
-    let g = this.#grads.get(t);
+    if (!this.#needs.has(t.buffer)) return null;
+    let g = this.#grads.get(t.buffer);
     if (!g) {
       g = Tensor.zeros(t.gpu, t.shape, "f32", "grad");
-      this.#grads.set(t, g);
+      this.#grads.set(t.buffer, g);
     }
-    return g;
+    return g.shape.length === t.shape.length && g.shape.every((d, i) => d === t.shape[i])
+      ? g
+      : g.reshape(t.shape);
   }
 
   /** Number of recorded steps. */
@@ -72,11 +77,11 @@ export class Tape {
     g.write(seed ?? new Float32Array(output.size).fill(1));
     for (let i = this.#steps.length - 1; i >= 0; i--) {
       const { step, output: out } = this.#steps[i];
-      if (!this.#grads.has(out)) continue; // nothing flowed back into this op
+      if (!this.#grads.has(out.buffer)) continue; // nothing flowed back into this op
       await step();
-      if (!this.#leaves.has(out)) {
-        this.#grads.get(out)!.destroy();
-        this.#grads.delete(out);
+      if (!this.#leaves.has(out.buffer)) {
+        this.#grads.get(out.buffer)!.destroy();
+        this.#grads.delete(out.buffer);
       }
     }
     this.#steps.length = 0;

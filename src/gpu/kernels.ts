@@ -215,6 +215,16 @@ export function encoder(gpu: Gpu): GPUCommandEncoder {
   return c.encoder;
 }
 
+/**
+ * Ends any open compute pass and opens a new one with `descriptor` (for example with
+ * `timestampWrites`); dispatches recorded after this go into it until {@link encoder} or
+ * {@link flush} ends it. Benchmarks use it to time a run of dispatches on the GPU clock.
+ */
+export function beginComputePass(gpu: Gpu, descriptor?: GPUComputePassDescriptor): void {
+  const enc = encoder(gpu);
+  cachesOf(gpu).pass = enc.beginComputePass(descriptor);
+}
+
 /** Submits everything recorded so far. */
 export function flush(gpu: Gpu): void {
   assertAlive(gpu);
@@ -236,4 +246,26 @@ export async function synchronize(gpu: Gpu): Promise<void> {
   flush(gpu);
   await gpu.device.queue.onSubmittedWorkDone();
   assertAlive(gpu);
+}
+
+/**
+ * Workgroup counts for a flat 1-D launch of `invocations` invocations, `workgroupSize` per
+ * workgroup, folded into a second dimension when one dimension would exceed the device's
+ * `maxComputeWorkgroupsPerDimension` (65535 on most devices). The kernel recovers its flat index
+ * as `gid.x + gid.y * (nwg.x * workgroupSize)` (with `@builtin(num_workgroups) nwg`), or, for one
+ * workgroup per item (`workgroupSize` 1 here), `wid.x + wid.y * nwg.x`; it must skip indices at
+ * or past `invocations`, since the folded grid may overshoot.
+ *
+ * @example
+ * ```ts
+ * dispatch(gpu, { pipeline: p, buffers: [x, y], workgroups: grid1d(gpu, n, 64) });
+ * ```
+ */
+export function grid1d(gpu: Gpu, invocations: number, workgroupSize = 1): [number, number] {
+  const groups = Math.ceil(invocations / workgroupSize);
+  const maxGroups = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= maxGroups) return [groups, 1];
+  const y = Math.ceil(groups / maxGroups);
+  if (y > maxGroups) throw new RangeError(`grid1d: ${invocations} invocations are too many`);
+  return [Math.ceil(groups / y), y];
 }

@@ -1,0 +1,164 @@
+// LayerNorm over the last dimension, with gain gamma and bias beta:
+//   y[r, c] = (x[r, c] - mean[r]) · rstd[r] · gamma[c] + beta[c],  rstd = 1/sqrt(var + eps),
+// var the biased (population) variance, as BERT and PyTorch compute it.
+// Dimension legend: rows x D (all leading dimensions folded into rows); mean, rstd: [rows].
+// Forward saves mean and rstd per row for the backward. Row kernels run one workgroup per row
+// on a row index the host may fold into two grid dimensions (src/gpu/kernels.ts grid1d):
+// r = wid.x + wid.y * nwg.x. Backward kernels ACCUMULATE (+=).
+
+struct Params {
+  rows: u32,
+  D: u32,
+  eps: f32,
+}
+
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+// layernorm_forward: x, gamma, beta -> y, mean, rstd
+@group(0) @binding(1) var<storage, read> f_x: array<f32>;
+@group(0) @binding(2) var<storage, read> f_gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> f_beta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> f_y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> f_mean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> f_rstd: array<f32>;
+
+var<workgroup> red: array<vec2<f32>, WG>;
+
+// Sum of v over the workgroup (tree reduction); every invocation gets the result.
+fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier(); // red is free for the next reduction
+  return total;
+}
+
+@compute @workgroup_size(WG)
+fn layernorm_forward(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+  let r = wid.x + wid.y * nwg.x;
+  if (r >= p.rows) { return; }
+  let base = r * p.D;
+  var s = 0.0;
+  for (var c = lid; c < p.D; c += WG) { s += f_x[base + c]; }
+  let mean = workgroup_sum(lid, vec2(s, 0.0)).x / f32(p.D);
+  // Two-pass variance: no cancellation for rows with a large mean.
+  var q = 0.0;
+  for (var c = lid; c < p.D; c += WG) {
+    let d = f_x[base + c] - mean;
+    q += d * d;
+  }
+  let variance = workgroup_sum(lid, vec2(q, 0.0)).x / f32(p.D);
+  let rstd = inverseSqrt(variance + p.eps);
+  for (var c = lid; c < p.D; c += WG) {
+    f_y[base + c] = (f_x[base + c] - mean) * rstd * f_gamma[c] + f_beta[c];
+  }
+  if (lid == 0u) {
+    f_mean[r] = mean;
+    f_rstd[r] = rstd;
+  }
+}
+
+// layernorm_backward_input: dy, x, gamma, mean, rstd -> dx (+=)
+// With xhat = (x - mean)·rstd and g = dy·gamma:
+//   dx = rstd · (g - mean_c(g) - xhat · mean_c(g · xhat))
+@group(0) @binding(1) var<storage, read> b_dy: array<f32>;
+@group(0) @binding(2) var<storage, read> b_x: array<f32>;
+@group(0) @binding(3) var<storage, read> b_gamma: array<f32>;
+@group(0) @binding(4) var<storage, read> b_mean: array<f32>;
+@group(0) @binding(5) var<storage, read> b_rstd: array<f32>;
+@group(0) @binding(6) var<storage, read_write> b_dx: array<f32>;
+
+@compute @workgroup_size(WG)
+fn layernorm_backward_input(@builtin(workgroup_id) wid: vec3<u32>,
+                            @builtin(num_workgroups) nwg: vec3<u32>,
+                            @builtin(local_invocation_index) lid: u32) {
+  let r = wid.x + wid.y * nwg.x;
+  if (r >= p.rows) { return; }
+  let base = r * p.D;
+  let mean = b_mean[r];
+  let rstd = b_rstd[r];
+  var acc = vec2(0.0, 0.0);
+  for (var c = lid; c < p.D; c += WG) {
+    let g = b_dy[base + c] * b_gamma[c];
+    let xhat = (b_x[base + c] - mean) * rstd;
+    acc += vec2(g, g * xhat);
+  }
+  let m = workgroup_sum(lid, acc) / f32(p.D);
+  for (var c = lid; c < p.D; c += WG) {
+    let g = b_dy[base + c] * b_gamma[c];
+    let xhat = (b_x[base + c] - mean) * rstd;
+    b_dx[base + c] += rstd * (g - m.x - xhat * m.y);
+  }
+}
+
+// dgamma[c] += Σ_r dy[r, c] · xhat[r, c],  dbeta[c] += Σ_r dy[r, c], without atomics, in two
+// passes over columns:
+// layernorm_backward_params_partial: dy, x, mean, rstd -> part_g, part_b [chunks, D], the sums
+//   over rows [k·CHUNK, (k+1)·CHUNK), one invocation per (k, c) (flat i = k·D + c, folded like
+//   the elementwise kernels: i = gid.x + gid.y * nwg.x * WG; neighbours read neighbours);
+// layernorm_backward_params_final: part_g, part_b -> dgamma, dbeta (+=), one invocation per c.
+// Two passes also keep every loop under llvmpipe's cap of 65535 iterations per invocation
+// (it silently ends longer loops), and give a GPU rows/CHUNK times more parallelism.
+const CHUNK: u32 = 256u;
+
+struct ParamsGrad {
+  rows: u32,
+  D: u32,
+  chunks: u32,
+}
+
+@group(0) @binding(0) var<uniform> pg: ParamsGrad;
+@group(0) @binding(1) var<storage, read> q_dy: array<f32>;
+@group(0) @binding(2) var<storage, read> q_x: array<f32>;
+@group(0) @binding(3) var<storage, read> q_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> q_rstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> q_part_g: array<f32>;
+@group(0) @binding(6) var<storage, read_write> q_part_b: array<f32>;
+
+@compute @workgroup_size(WG)
+fn layernorm_backward_params_partial(@builtin(global_invocation_id) gid: vec3<u32>,
+                                     @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= pg.chunks * pg.D) { return; }
+  let k = i / pg.D;
+  let c = i % pg.D;
+  let r1 = min((k + 1u) * CHUNK, pg.rows);
+  var dg = 0.0;
+  var db = 0.0;
+  for (var r = k * CHUNK; r < r1; r++) {
+    let j = r * pg.D + c;
+    let dy = q_dy[j];
+    dg += dy * (q_x[j] - q_mean[r]) * q_rstd[r];
+    db += dy;
+  }
+  q_part_g[i] = dg;
+  q_part_b[i] = db;
+}
+
+@group(0) @binding(1) var<storage, read> s_part_g: array<f32>;
+@group(0) @binding(2) var<storage, read> s_part_b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> s_dgamma: array<f32>;
+@group(0) @binding(4) var<storage, read_write> s_dbeta: array<f32>;
+
+@compute @workgroup_size(WG)
+fn layernorm_backward_params_final(@builtin(global_invocation_id) gid: vec3<u32>,
+                                   @builtin(num_workgroups) nwg: vec3<u32>) {
+  let c = gid.x + gid.y * nwg.x * WG;
+  if (c >= pg.D) { return; }
+  var dg = 0.0;
+  var db = 0.0;
+  for (var k = 0u; k < pg.chunks; k++) {
+    dg += s_part_g[k * pg.D + c];
+    db += s_part_b[k * pg.D + c];
+  }
+  s_dgamma[c] += dg;
+  s_dbeta[c] += db;
+}
