@@ -31,6 +31,8 @@ export interface EncoderConfig {
   norm: "post" | "pre";
   /** LayerNorm epsilon. */
   layerNormEps: number;
+  /** Factor applied to token embeddings before positions are added (USE-lite: 2). */
+  embeddingScale: number;
   /** Learned absolute positions (BERT) or a fixed sinusoidal signal. */
   positions: "learned" | "sinusoidal";
   /** Maximum number of positions (the longest input the model takes). */
@@ -89,7 +91,11 @@ export function configFromHf(
   if (act !== "gelu" && act !== "relu") {
     throw new ConfigError(file, `activation ${act} is not supported (gelu, relu)`);
   }
-  const common = { normalize: opts.normalize ?? false, activation: act as "gelu" | "relu" };
+  const common = {
+    normalize: opts.normalize ?? false,
+    activation: act as "gelu" | "relu",
+    embeddingScale: 1,
+  };
   switch (type) {
     case "bert":
       if ((cfg.position_embedding_type ?? "absolute") !== "absolute") {

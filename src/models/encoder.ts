@@ -14,7 +14,7 @@ import type { Tape } from "../autodiff/tape.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { gelu, relu, tanh } from "../ops/activation.ts";
-import { add, biasAdd } from "../ops/elementwise.ts";
+import { add, biasAdd, scale } from "../ops/elementwise.ts";
 import { embedding } from "../ops/embedding.ts";
 import { layerNorm } from "../ops/layernorm.ts";
 import { swap12, takeRow } from "../ops/layout.ts";
@@ -41,7 +41,11 @@ export interface Norm {
   bias: Tensor;
 }
 
-/** One transformer layer's parameters. */
+/**
+ * One transformer layer's parameters. The attention width (query/key/value outputs) may differ
+ * from the layer's input and output widths (USE-lite's first layer attends at 256 and widens to
+ * 512); widths are read from the weights.
+ */
 export interface LayerParams {
   /** Query, key and value projections. */
   query: Linear;
@@ -59,6 +63,8 @@ export interface LayerParams {
   ffnOut: Linear;
   /** LayerNorm around the feed-forward block. */
   ffnNorm: Norm;
+  /** Projects the residual when the layer changes width (pre-LN only; USE-lite layer 0). */
+  residual?: Linear;
 }
 
 /** All parameters of an encoder, by role. */
@@ -75,7 +81,7 @@ export interface EncoderParams {
   relativeAttentionBias?: Tensor;
   /** The layers. */
   layers: LayerParams[];
-  /** BERT's pooler (tanh dense over the CLS state). */
+  /** A tanh dense head after pooling: BERT's pooler (over CLS), USE-lite's head (over the mean). */
   pooler?: Linear;
   /** A final LayerNorm (pre-LN families). */
   finalNorm?: Norm;
@@ -97,6 +103,11 @@ export interface TokenBatch {
 export interface ForwardOptions {
   /** Record backward steps here (training). */
   tape?: Tape;
+}
+
+/** Output width of a dense layer. */
+function outWidth(l: Linear): number {
+  return l.outIn ? l.weight.shape[0] : l.weight.shape[1];
 }
 
 async function dense(x: Tensor, l: Linear, tape?: Tape): Promise<Tensor> {
@@ -161,14 +172,16 @@ async function embed(
   const n = b.batch * b.seq;
   const ids = Tensor.from(gpu, b.ids, [n], "i32");
   let x = await embedding(p.wordEmbeddings, ids, { tape });
+  if (cfg.embeddingScale !== 1) x = await scale(x, cfg.embeddingScale, { tape });
   if (cfg.positions === "learned") {
     if (!p.positionEmbeddings) throw new Error("encoder: learned positions need a table");
     const pos = Tensor.from(gpu, positionIds(cfg, b), [n], "i32");
     x = await add(x, await embedding(p.positionEmbeddings, pos, { tape }), { tape });
   } else {
-    const signal = Tensor.from(gpu, sinusoidalPositions(b.seq, cfg.hidden), [b.seq * cfg.hidden]);
-    x = await biasAdd(x.reshape([b.batch, b.seq * cfg.hidden]), signal, { tape });
-    x = x.reshape([n, cfg.hidden]);
+    const width = p.wordEmbeddings.shape[1];
+    const signal = Tensor.from(gpu, sinusoidalPositions(b.seq, width), [b.seq * width]);
+    x = await biasAdd(x.reshape([b.batch, b.seq * width]), signal, { tape });
+    x = x.reshape([n, width]);
   }
   if (p.tokenTypeEmbeddings) {
     const types = Tensor.zeros(gpu, [n], "i32");
@@ -218,7 +231,8 @@ async function attention(
   tape?: Tape,
 ): Promise<Tensor> {
   const { batch: B, seq: S } = b;
-  const nh = cfg.heads, d = cfg.hidden / nh;
+  const width = outWidth(l.query);
+  const nh = cfg.heads, d = width / nh;
   const heads = async (lin: Linear) =>
     (await swap12((await dense(x, lin, tape)).reshape([B, S, nh, d]), { tape }))
       .reshape([B * nh, S, d]);
@@ -230,7 +244,7 @@ async function attention(
   const probs = await softmax(scores.reshape([B, nh * S, S]), { mask, tape });
   const ctx = await matmul(probs.reshape([B * nh, S, S]), v, { tape });
   const merged = await swap12(ctx.reshape([B, nh, S, d]), { tape });
-  return await dense(merged.reshape([B * S, cfg.hidden]), l.output, tape);
+  return await dense(merged.reshape([B * S, width]), l.output, tape);
 }
 
 async function norm(cfg: EncoderConfig, x: Tensor, n: Norm, tape?: Tape): Promise<Tensor> {
@@ -258,9 +272,10 @@ async function transformerLayer(
     );
     return await norm(cfg, await add(await ffn(a), a, { tape }), l.ffnNorm, tape);
   }
+  const residual = l.residual ? await dense(x, l.residual, tape) : x;
   const a = await add(
     await attention(cfg, l, await norm(cfg, x, l.attentionNorm, tape), mask, b, bias, tape),
-    x,
+    residual,
     { tape },
   );
   return await add(await ffn(await norm(cfg, a, l.ffnNorm, tape)), a, { tape });
@@ -304,15 +319,13 @@ export async function encoderForward(
   for (const layer of p.layers) x = await transformerLayer(cfg, layer, x, mask, b, bias, tape);
   if (p.finalNorm) x = await norm(cfg, x, p.finalNorm, tape);
   const hidden = x.reshape([b.batch, b.seq, cfg.hidden]);
-  let pooled: Tensor;
-  if (cfg.pooling === "mean") pooled = await maskedMean(hidden, mask, { tape });
-  else {
-    pooled = await takeRow(hidden, 0, { tape });
-    if (cfg.pooling === "pooler") {
-      if (!p.pooler) throw new Error("encoder: pooling 'pooler' needs pooler weights");
-      pooled = await tanh(await dense(pooled, p.pooler, tape), { tape });
-    }
+  if (cfg.pooling === "pooler" && !p.pooler) {
+    throw new Error("encoder: pooling 'pooler' needs pooler weights");
   }
+  let pooled = cfg.pooling === "mean"
+    ? await maskedMean(hidden, mask, { tape })
+    : await takeRow(hidden, 0, { tape });
+  if (p.pooler) pooled = await tanh(await dense(pooled, p.pooler, tape), { tape });
   if (cfg.normalize) pooled = await l2Normalize(pooled, { tape });
   return { hidden, pooled };
 }

@@ -55,7 +55,10 @@ export function hfParameterNames(cfg: EncoderConfig, hasPooler: boolean): string
   return names;
 }
 
-function layerNames(cfg: EncoderConfig, l: number): Record<keyof LayerParams, string> {
+function layerNames(
+  cfg: EncoderConfig,
+  l: number,
+): Record<Exclude<keyof LayerParams, "residual">, string> {
   switch (cfg.family) {
     case "bert": {
       const p = `encoder.layer.${l}`;

