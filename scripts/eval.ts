@@ -1,0 +1,266 @@
+/**
+ * `deno task eval`: scores runs with trec_eval's semantics, runs the BM25 baseline, and
+ * compares two runs with paired statistics. `--help` lists everything.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { loadBeir } from "../src/data/beir.ts";
+import { readQrels } from "../src/data/qrels.ts";
+import { resolveDataset } from "../src/data/resolve.ts";
+import { readTrecRun, writeTrecRun } from "../src/data/trec.ts";
+import type { Qrels, Run } from "../src/data/types.ts";
+import { Bm25Index } from "../src/eval/bm25.ts";
+import {
+  type EvalOptions,
+  evaluate,
+  type Evaluation,
+  formatMeasure,
+  msmarcoMrr10,
+} from "../src/eval/metrics.ts";
+import { pairedBootstrapCi, pairedTTest, tost } from "../src/eval/stats.ts";
+
+const HELP = `deno task eval — trec_eval-exact evaluation, BM25 baseline, paired comparison
+
+Score a run (TREC run file; qrels in TREC or BEIR TSV format):
+  deno task eval --qrels QRELS --run RUN [--json] [-c] [-l N] [-M N] [--per-query] [--msmarco]
+
+Run BM25 on a BEIR dataset split and score it:
+  deno task eval --bm25 --data DIR [--dataset NAME] [--split test] [--depth 1000] [--out RUN]
+
+Compare two runs (paired t-test, TOST equivalence, bootstrap CI on per-query values):
+  deno task eval --compare RUN_A RUN_B --qrels QRELS [--metric ndcg_cut_10] [--margin 0.01]
+                 [--alpha 0.05] [--samples 10000] [--seed 1] [--json]
+
+Options:
+  --qrels FILE       relevance judgements (TREC 'qid iter docno rel' or BEIR TSV with header)
+  --run FILE         run to score (TREC 'qid Q0 docno rank score run_id'; rank is ignored)
+  --json             print one JSON object: trec_eval's 'all' row keyed by measure name
+                     (with --per-query: {"all": {...}, "per_query": {qid: {...}}})
+  -c, --complete     average over every qrels query; queries missing from the run score 0
+  -l, --level N      minimum relevance grade counted as relevant (default 1)
+  -M, --max-docs N   evaluate only the first N documents per query (trec_eval order)
+  --per-query        also print per-query values (trec_eval -q)
+  --msmarco          add msmarco_mrr_10 (official MS MARCO MRR@10) to the output
+  --bm25             retrieve with BM25 (k1 0.9, b 0.4) instead of reading --run
+  --data DIR         dataset directory (or a directory holding <dataset>/); else
+                     $SELFMARGIN_DATA_DIR/<dataset>, else the local cache
+  --dataset NAME     dataset name for resolution (default scifact)
+  --split NAME       qrels split, qrels/<split>.tsv (default test)
+  --depth N          documents retrieved per query (default 1000)
+  --out FILE         write the retrieved run (TREC format)
+  --compare          compare the two runs given as arguments
+  --metric NAME      per-query measure compared (default ndcg_cut_10)
+  --margin D         TOST equivalence margin on the mean difference (default 0.01)
+  --alpha A          significance level (default 0.05)
+  --samples N        bootstrap resamples (default 10000)
+  --seed S           bootstrap seed (default 1)
+  --model NAME       dense retrieval with an encoder (not yet available)
+  -h, --help         this text
+
+The measures: num_q num_ret num_rel num_rel_ret map recip_rank P_k recall_k ndcg ndcg_cut_k
+success_k (k: trec_eval's defaults), computed as trec_eval 10.0 does.`;
+
+function fail(message: string): never {
+  console.error(`eval: ${message}`);
+  Deno.exit(2);
+}
+
+function intOption(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n)) fail(`${name} expects an integer, got '${value}'`);
+  return n;
+}
+
+function numberOption(value: string | undefined, name: string, dflt: number): number {
+  if (value === undefined) return dflt;
+  const n = Number(value);
+  if (!Number.isFinite(n)) fail(`${name} expects a number, got '${value}'`);
+  return n;
+}
+
+/** trec_eval-style table: `measure<TAB>qid<TAB>value`. */
+function table(ev: Evaluation, perQuery: boolean, extra: Record<string, number>): string {
+  const rows: string[] = [];
+  const line = (name: string, qid: string, v: number) =>
+    rows.push(`${name.padEnd(22)}\t${qid}\t${formatMeasure(name, v)}`);
+  if (perQuery) {
+    for (const [qid, m] of ev.perQuery) for (const [k, v] of Object.entries(m)) line(k, qid, v);
+  }
+  for (const [k, v] of Object.entries({ ...ev.all, ...extra })) line(k, "all", v);
+  return rows.join("\n");
+}
+
+function report(
+  qrels: Qrels,
+  run: Run,
+  opts: EvalOptions,
+  flags: { json: boolean; perQuery: boolean; msmarco: boolean },
+): void {
+  const ev = evaluate(qrels, run, opts);
+  const extra: Record<string, number> = {};
+  if (flags.msmarco) extra.msmarco_mrr_10 = msmarcoMrr10(qrels, run).msmarco_mrr_10;
+  if (flags.json) {
+    const all = { ...ev.all, ...extra };
+    console.log(JSON.stringify(
+      flags.perQuery ? { all, per_query: Object.fromEntries(ev.perQuery) } : all,
+    ));
+  } else {
+    console.log(table(ev, flags.perQuery, extra));
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        qrels: { type: "string" },
+        run: { type: "string" },
+        json: { type: "boolean", default: false },
+        complete: { type: "boolean", short: "c", default: false },
+        level: { type: "string", short: "l" },
+        "max-docs": { type: "string", short: "M" },
+        "per-query": { type: "boolean", short: "q", default: false },
+        msmarco: { type: "boolean", default: false },
+        bm25: { type: "boolean", default: false },
+        data: { type: "string" },
+        dataset: { type: "string", default: "scifact" },
+        split: { type: "string", default: "test" },
+        depth: { type: "string" },
+        out: { type: "string" },
+        compare: { type: "boolean", default: false },
+        metric: { type: "string", default: "ndcg_cut_10" },
+        margin: { type: "string" },
+        alpha: { type: "string" },
+        samples: { type: "string" },
+        seed: { type: "string" },
+        model: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (e) {
+    fail(`${(e as Error).message}\n(see --help)`);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(HELP);
+    return;
+  }
+  const opts: EvalOptions = {
+    averageComplete: v.complete,
+    relevanceLevel: intOption(v.level, "-l"),
+    maxDocsPerQuery: intOption(v["max-docs"], "-M"),
+  };
+  const flags = { json: v.json, perQuery: v["per-query"], msmarco: v.msmarco };
+
+  // --- Dense retrieval (--model): belongs to the dense-retrieval issue. -------------------
+  // When it lands: resolve the dataset as --bm25 does, encode corpus and queries with the
+  // model, retrieve top --depth exactly on the GPU, then write/score the run as below.
+  if (v.model !== undefined) fail("dense retrieval: not yet available");
+
+  if (v.compare) {
+    if (parsed.positionals.length !== 2) fail("--compare needs two run files: RUN_A RUN_B");
+    if (!v.qrels) fail("--compare needs --qrels");
+    const qrels = await readQrels(v.qrels);
+    const [fa, fb] = parsed.positionals;
+    const [ra, rb] = [(await readTrecRun(fa)).run, (await readTrecRun(fb)).run];
+    // Both runs are scored over every qrels query (-c), so the per-query values pair up.
+    const cmpOpts = { ...opts, averageComplete: true };
+    const ea = evaluate(qrels, ra, cmpOpts);
+    const eb = evaluate(qrels, rb, cmpOpts);
+    const metric = v.metric;
+    const qids = [...ea.perQuery.keys()];
+    if (ea.perQuery.get(qids[0])![metric] === undefined) fail(`unknown measure '${metric}'`);
+    const a = qids.map((q) => ea.perQuery.get(q)![metric]);
+    const b = qids.map((q) => eb.perQuery.get(q)![metric]);
+    const alpha = numberOption(v.alpha, "--alpha", 0.05);
+    const margin = numberOption(v.margin, "--margin", 0.01);
+    const t = pairedTTest(a, b, { confidence: 1 - alpha });
+    const eq = tost(a, b, { margin, alpha });
+    const boot = pairedBootstrapCi(a, b, {
+      samples: intOption(v.samples, "--samples") ?? 10000,
+      seed: intOption(v.seed, "--seed") ?? 1,
+      confidence: 1 - alpha,
+    });
+    const result = {
+      metric,
+      queries: qids.length,
+      run_a: { file: fa, mean: ea.all[metric] },
+      run_b: { file: fb, mean: eb.all[metric] },
+      mean_diff: t.meanDiff,
+      t_test: { t: t.t, df: t.df, p_value: t.pValue, ci: t.ci, confidence: t.confidence },
+      tost: {
+        margin,
+        p_value: eq.pValue,
+        p_lower: eq.pLower,
+        p_upper: eq.pUpper,
+        equivalent: eq.equivalent,
+        ci: eq.ci,
+      },
+      bootstrap: {
+        ci: boot.ci,
+        confidence: boot.confidence,
+        samples: boot.samples,
+        seed: boot.seed,
+      },
+    };
+    if (v.json) console.log(JSON.stringify(result));
+    else {
+      const f = (x: number) => x.toFixed(4);
+      console.log(
+        [
+          `${metric} over ${qids.length} queries (missing queries count as 0)`,
+          `  A ${fa}: ${f(ea.all[metric])}`,
+          `  B ${fb}: ${f(eb.all[metric])}`,
+          `  mean A - B: ${f(t.meanDiff)}`,
+          `  paired t-test: t = ${t.t.toFixed(3)}, df = ${t.df}, p = ${t.pValue.toPrecision(4)}, ` +
+          `${Math.round(t.confidence * 100)}% CI [${f(t.ci[0])}, ${f(t.ci[1])}]`,
+          `  TOST (margin ±${margin}): p = ${eq.pValue.toPrecision(4)} -> ` +
+          `${eq.equivalent ? "equivalent" : "not shown equivalent"} at alpha ${alpha}` +
+          ` (${Math.round((1 - 2 * alpha) * 100)}% CI [${f(eq.ci[0])}, ${f(eq.ci[1])}])`,
+          `  bootstrap (${boot.samples} resamples, seed ${boot.seed}): ` +
+          `${Math.round(boot.confidence * 100)}% CI [${f(boot.ci[0])}, ${f(boot.ci[1])}]`,
+        ].join("\n"),
+      );
+    }
+    return;
+  }
+
+  if (v.bm25) {
+    if (v.run) fail("--bm25 retrieves its own run; do not give --run");
+    const dir = await resolveDataset(v.dataset, { data: v.data });
+    const { corpus, queries, qrels } = await loadBeir(dir, v.split);
+    const depth = intOption(v.depth, "--depth") ?? 1000;
+    const t0 = performance.now();
+    const index = Bm25Index.build(corpus);
+    const run = index.retrieve(queries, depth);
+    const seconds = (performance.now() - t0) / 1000;
+    console.error(
+      `bm25: ${corpus.length} documents, ${queries.size} queries (${v.split}), ` +
+        `${seconds.toFixed(1)} s`,
+    );
+    if (v.out) await writeTrecRun(v.out, run, { runId: "bm25" });
+    const q = v.qrels ? await readQrels(v.qrels) : qrels;
+    report(q, run, opts, flags);
+    return;
+  }
+
+  if (!v.qrels || !v.run) fail("give --qrels and --run (or --bm25, --compare; see --help)");
+  if (parsed.positionals.length > 0) fail(`unexpected arguments: ${parsed.positionals.join(" ")}`);
+  const qrels = await readQrels(v.qrels);
+  const { run } = await readTrecRun(v.run);
+  report(qrels, run, opts, flags);
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+}

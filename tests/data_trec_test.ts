@@ -1,0 +1,116 @@
+// TREC qrels/run readers and writers: errors name file and line; duplicates are errors (as in
+// trec_eval); comments, blank lines, CRLF and a missing final newline are accepted; writing
+// then reading a run preserves trec_eval's ranking, ties included.
+
+import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
+import {
+  formatTrecQrels,
+  formatTrecRun,
+  parseTrecQrels,
+  parseTrecRun,
+  readTrecQrels,
+  readTrecRun,
+  writeTrecRun,
+} from "../src/data/trec.ts";
+import { DataFormatError, type Run } from "../src/data/types.ts";
+import { trecOrder } from "../src/data/order.ts";
+
+Deno.test("qrels: comments, blank lines, tabs and CRLF are fine", () => {
+  const q = parseTrecQrels("# judged by NIST\r\n\r\n1 0 d1 1\r\n1\t0\td2\t0\n2 0 d1 -1");
+  deepStrictEqual([...q.keys()], ["1", "2"]);
+  strictEqual(q.get("1")!.get("d1"), 1);
+  strictEqual(q.get("1")!.get("d2"), 0);
+  strictEqual(q.get("2")!.get("d1"), -1);
+});
+
+Deno.test("qrels errors name the file and line", () => {
+  throws(
+    () => parseTrecQrels("1 0 d1 1\n1 0 d2\n", "q.txt"),
+    (e: Error) =>
+      e instanceof DataFormatError && e.line === 2 &&
+      e.message === "q.txt:2: expected 4 whitespace-separated fields (qid iter docno rel), found 3",
+  );
+  throws(
+    () => parseTrecQrels("1 0 d1 yes\n", "q.txt"),
+    /^DataFormatError: q.txt:1: relevance 'yes'/,
+  );
+  throws(() => parseTrecQrels("1 0 d1 1 extra\n", "q.txt"), /q.txt:1: expected 4/);
+  throws(
+    () => parseTrecQrels("1 0 d1 1\n1 0 d2 0\n1 0 d1 0\n", "q.txt"),
+    /q.txt:3: duplicate judgement of document 'd1' for query '1' \(first on line 1\)/,
+  );
+});
+
+Deno.test("run: six fields, extra ignored, last run_id kept, rank column not used", () => {
+  const { run, runId } = parseTrecRun(
+    "# comment\n1 Q0 a 7 0.5 first trailing junk\n1 Q0 b 1 1.5e0 second\n",
+  );
+  strictEqual(runId, "second");
+  deepStrictEqual(run.get("1")!.docIds, ["a", "b"]);
+  deepStrictEqual(Array.from(run.get("1")!.scores), [0.5, 1.5]);
+});
+
+Deno.test("run errors name the file and line; a duplicate document cites both lines", () => {
+  throws(() => parseTrecRun("1 Q0 a 1 0.5\n", "r.txt"), /r.txt:1: expected 6 whitespace-separated/);
+  throws(() => parseTrecRun("1 Q0 a 1 high x\n", "r.txt"), /r.txt:1: score 'high' is not a number/);
+  throws(
+    () => parseTrecRun("1 Q0 a 1 0.5 x\n2 Q0 a 1 0.5 x\n1 Q0 a 2 0.4 x\n", "r.txt"),
+    /r.txt:3: duplicate document 'a' for query '1' \(first on line 1\)/,
+  );
+});
+
+Deno.test("file readers stream and report the path; final line without newline is read", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const lines: string[] = [];
+    for (let i = 0; i < 50000; i++) lines.push(`q${i % 7} Q0 doc${i} ${i} ${i % 13} r`);
+    await Deno.writeTextFile(`${dir}/run.txt`, lines.join("\n")); // no final newline
+    const { run } = await readTrecRun(`${dir}/run.txt`);
+    let total = 0;
+    for (const r of run.values()) total += r.docIds.length;
+    strictEqual(total, 50000);
+    await Deno.writeTextFile(`${dir}/bad.txt`, "1 0 d 1\n1 0 e 1\n1 0 f\n");
+    await rejects(readTrecQrels(`${dir}/bad.txt`), (e: Error) => {
+      ok(e.message.startsWith(`${dir}/bad.txt:3: `), e.message);
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("writing a run then reading it back keeps trec_eval's order, ties included", async () => {
+  const run: Run = new Map([
+    ["2", { docIds: ["x", "y", "z", "w"], scores: [0.1 + 0.2, 0.3, 0.3, -0] }],
+    ["10", { docIds: ["a", "b"], scores: [1, 2] }],
+  ]);
+  const text = formatTrecRun(run, { runId: "test" });
+  // Queries in byte order ("10" < "2"), ranks 1.., ties (y, z at 0.3) by id descending, full
+  // precision scores (0.30000000000000004 is not 0.3).
+  strictEqual(
+    text,
+    "10 Q0 b 1 2 test\n10 Q0 a 2 1 test\n" +
+      "2 Q0 x 1 0.30000000000000004 test\n2 Q0 z 2 0.3 test\n2 Q0 y 3 0.3 test\n" +
+      "2 Q0 w 4 0 test\n",
+  );
+  const back = parseTrecRun(text).run;
+  for (const [qid, r] of run) {
+    const a = trecOrder(r);
+    const b = trecOrder(back.get(qid)!);
+    deepStrictEqual([...a].map((i) => r.docIds[i]), [...b].map((i) => back.get(qid)!.docIds[i]));
+  }
+  strictEqual(formatTrecRun(run, { depth: 1 }).split("\n").length, 3);
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeTrecRun(`${dir}/r.txt`, run);
+    strictEqual((await readTrecRun(`${dir}/r.txt`)).runId, "selfmargin");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("qrels writer round-trips", () => {
+  const q = parseTrecQrels("2 0 b 1\n1 0 a 2\n1 0 c -1\n");
+  strictEqual(formatTrecQrels(q), "1 0 a 2\n1 0 c -1\n2 0 b 1\n");
+  deepStrictEqual(parseTrecQrels(formatTrecQrels(q)), q);
+});
