@@ -24,6 +24,8 @@ export interface LoadedEncoder {
   tokenizer: TextTokenizer;
   /** Longest input in tokens (special tokens included). */
   maxLength: number;
+  /** The directory the model came from, whose config and tokenizer files a checkpoint copies. */
+  sourceDir?: string;
 }
 
 /** Prefixes that task-head checkpoints put before the base model's names. */
@@ -222,5 +224,5 @@ export async function loadHfEncoder(
     // no tokenizer_config.json: the model's own maximum applies
   }
   const maxLength = Math.min(opts.maxLength ?? Infinity, config.maxPositions, tokMax);
-  return { config, params, named, tokenizer, maxLength };
+  return { config, params, named, tokenizer, maxLength, sourceDir: dir };
 }

@@ -1,0 +1,179 @@
+/**
+ * One entry point from a model name to a loaded encoder, and checkpoints that load back:
+ * `use-lite` (the embedded default), a model directory (Hugging Face BERT/DistilBERT/MPNet, or a
+ * fine-tuned checkpoint written by {@link saveEncoder}), or a Hugging Face Hub name, downloaded
+ * into the cache when the network is there.
+ *
+ * @module
+ */
+import type { Gpu } from "../gpu/device.ts";
+import { type LoadedEncoder, loadHfEncoder } from "./hf.ts";
+import { type NamedTensor, readModelWeights, writeSafetensors } from "./safetensors.ts";
+import { loadUseLite, USE_LITE_CONFIG } from "./use_lite.ts";
+import { locateUseLite } from "./use_lite_assets.ts";
+
+/** The model type a checkpoint of the embedded default records in its config.json. */
+export const USE_LITE_MODEL_TYPE = "selfmargin-use-lite";
+
+/** Options of {@link loadEncoder}. */
+export interface LoadEncoderOptions {
+  /** Longest input in tokens (default: the model's). */
+  maxLength?: number;
+  /** Where Hub downloads are cached (default `$SELFMARGIN_CACHE_DIR`/models or ~/.cache). */
+  cacheDir?: string;
+}
+
+async function isDir(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+/** The model cache directory. */
+export function modelCacheDir(): string {
+  const env = (k: string) => Deno.env.get(k);
+  const base = env("SELFMARGIN_CACHE_DIR") ??
+    (env("XDG_CACHE_HOME") ? `${env("XDG_CACHE_HOME")}/selfmargin` : undefined) ??
+    `${env("HOME") ?? "."}/.cache/selfmargin`;
+  return `${base}/models`;
+}
+
+const HUB_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json"];
+
+/**
+ * Downloads a Hugging Face Hub model's config, tokenizer and safetensors weights into the cache
+ * (once), returning the directory. Offline, the error says so and how to provide the files.
+ */
+export async function downloadHubModel(name: string, cacheDir = modelCacheDir()): Promise<string> {
+  const dir = `${cacheDir}/${name.replaceAll("/", "--")}`;
+  if (await isDir(dir) && (await Deno.stat(`${dir}/config.json`).catch(() => null))) return dir;
+  const base = `https://huggingface.co/${name}/resolve/main`;
+  const tmp = `${dir}.partial-${crypto.randomUUID()}`;
+  await Deno.mkdir(tmp, { recursive: true });
+  const fetchTo = async (file: string, optional = false): Promise<boolean> => {
+    let response: Response;
+    try {
+      response = await fetch(`${base}/${file}`);
+    } catch (e) {
+      throw new Error(
+        `cannot download ${name} from the Hugging Face Hub (${(e as Error).message}). ` +
+          `Offline? Put the model directory (config.json, model.safetensors, tokenizer.json) ` +
+          `on disk and pass its path instead, or place it at ${dir}.`,
+      );
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      if (optional) return false;
+      throw new Error(`cannot download ${base}/${file}: HTTP ${response.status}`);
+    }
+    await Deno.writeFile(`${tmp}/${file}`, new Uint8Array(await response.arrayBuffer()));
+    return true;
+  };
+  try {
+    for (const f of HUB_FILES) await fetchTo(f, f !== "config.json");
+    if (!(await fetchTo("model.safetensors", true))) {
+      if (!(await fetchTo("model.safetensors.index.json", true))) {
+        throw new Error(`${name} has no safetensors weights on the Hub (model.safetensors)`);
+      }
+      const index = JSON.parse(await Deno.readTextFile(`${tmp}/model.safetensors.index.json`));
+      for (const shard of new Set(Object.values(index.weight_map) as string[])) {
+        await fetchTo(shard);
+      }
+    }
+    await Deno.rename(tmp, dir);
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
+  return dir;
+}
+
+/**
+ * Loads an encoder by name: `use-lite`, a directory, or a Hub name (`org/model`).
+ *
+ * @example
+ * ```ts
+ * const model = await loadEncoder(gpu, "use-lite");
+ * ```
+ */
+export async function loadEncoder(
+  gpu: Gpu,
+  spec: string,
+  opts: LoadEncoderOptions = {},
+): Promise<LoadedEncoder> {
+  if (spec === "use-lite") return await loadUseLite(gpu, { maxLength: opts.maxLength });
+  if (await isDir(spec)) {
+    const configPath = `${spec}/config.json`;
+    let raw: Record<string, unknown>;
+    try {
+      raw = JSON.parse(await Deno.readTextFile(configPath));
+    } catch (e) {
+      throw new Error(`${configPath}: cannot read the model config (${(e as Error).message})`);
+    }
+    if (raw.model_type === USE_LITE_MODEL_TYPE) {
+      const weights = await readModelWeights(spec);
+      const model = await loadUseLite(gpu, { weights, maxLength: opts.maxLength });
+      model.sourceDir = spec;
+      return model;
+    }
+    return await loadHfEncoder(gpu, spec, { maxLength: opts.maxLength });
+  }
+  if (/^[\w.-]+\/[\w.-]+$/.test(spec)) {
+    return await loadHfEncoder(gpu, await downloadHubModel(spec, opts.cacheDir), opts);
+  }
+  throw new Error(
+    `model '${spec}' is neither 'use-lite', a model directory, nor a Hub name (org/model)`,
+  );
+}
+
+/**
+ * Writes an encoder as a model directory that {@link loadEncoder} (and, for the BERT family,
+ * Hugging Face) loads back: config.json, model.safetensors and tokenizer files. Written to a
+ * temporary directory and renamed into place, so a crash never leaves a half-written checkpoint.
+ */
+export async function saveEncoder(
+  model: LoadedEncoder,
+  dir: string,
+  metadata: Record<string, string> = {},
+): Promise<void> {
+  const tmp = `${dir}.tmp-${crypto.randomUUID()}`;
+  await Deno.mkdir(tmp, { recursive: true });
+  try {
+    const tensors = new Map<string, NamedTensor>();
+    for (const [name, t] of model.named) {
+      tensors.set(name, { shape: [...t.shape], data: await t.read() as Float32Array });
+    }
+    await writeSafetensors(`${tmp}/model.safetensors`, tensors, { format: "pt", ...metadata });
+    if (model.config.family === "use-lite") {
+      const assets = await locateUseLite();
+      await Deno.writeTextFile(
+        `${tmp}/config.json`,
+        JSON.stringify({ model_type: USE_LITE_MODEL_TYPE, ...USE_LITE_CONFIG }, null, 2),
+      );
+      await Deno.writeFile(`${tmp}/vocab.json`, await Deno.readFile(assets.vocabJson));
+    } else {
+      if (!model.sourceDir) throw new Error("saveEncoder: the model has no source directory");
+      for (
+        const f of ["config.json", ...HUB_FILES.slice(1), "special_tokens_map.json", "vocab.txt"]
+      ) {
+        try {
+          await Deno.copyFile(`${model.sourceDir}/${f}`, `${tmp}/${f}`);
+        } catch (e) {
+          if (f === "config.json" || f === "tokenizer.json") throw e;
+        }
+      }
+    }
+    // Swap in the new directory; an old one is moved aside first and removed after, so at every
+    // moment one complete checkpoint exists under `dir` or `dir.old`.
+    const old = `${dir}.old`;
+    await Deno.remove(old, { recursive: true }).catch(() => {});
+    const hadOld = await Deno.rename(dir, old).then(() => true, () => false);
+    await Deno.rename(tmp, dir);
+    if (hadOld) await Deno.remove(old, { recursive: true });
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
+}
