@@ -1,8 +1,10 @@
 /**
  * selfmargin: train and evaluate bi-encoder retrieval models on WebGPU, with hand-written WGSL
- * kernels and hand-derived backward passes.
+ * kernels and hand-derived backward passes. Self-distillation with adaptive and distributed
+ * relevance margins (Gienapp et al., ICTIR 2025) is the headline loss; Margin-MSE, static
+ * margins and InfoNCE are the baselines.
  *
- * @example
+ * @example Run a kernel
  * ```ts
  * import { getGpu, matmul, Tensor } from "./mod.ts";
  * const gpu = await getGpu();
@@ -11,13 +13,119 @@
  * console.log(await c.read()); // Float32Array [7, 10, 15, 22]
  * ```
  *
+ * @example The margin loss and its gradients
+ * ```ts
+ * import { marginLoss } from "./mod.ts";
+ * const { loss, dq } = await marginLoss(
+ *   [[1, 0], [0, 1]], [[1, 0.1], [0.2, 1]], [[0, 1], [1, 0]],
+ *   { target: "distributed", error: "l2" },
+ * );
+ * ```
+ *
  * @module
  */
+// The GPU runtime.
 export { getGpu, GpuDeviceLostError, GpuUnavailableError } from "./src/gpu/device.ts";
 export type { Gpu } from "./src/gpu/device.ts";
 export { KernelCompileError, synchronize } from "./src/gpu/kernels.ts";
-export { Tensor } from "./src/gpu/tensor.ts";
+export { Tensor, withArena } from "./src/gpu/tensor.ts";
 export type { DType } from "./src/gpu/tensor.ts";
 export { Tape } from "./src/autodiff/tape.ts";
+
+// Ops (each with its hand-written backward, recorded on a tape when one is given).
 export { matmul } from "./src/ops/matmul.ts";
 export type { MatmulOptions } from "./src/ops/matmul.ts";
+export { add, biasAdd, mul, scale } from "./src/ops/elementwise.ts";
+export { gelu, relu, tanh } from "./src/ops/activation.ts";
+export { layerNorm } from "./src/ops/layernorm.ts";
+export { softmax } from "./src/ops/softmax.ts";
+export { embedding } from "./src/ops/embedding.ts";
+export { l2Norm, l2Normalize, maskedMean, sumAll, sumLastDim } from "./src/ops/reduce.ts";
+export type { L2NormalizeOptions } from "./src/ops/reduce.ts";
+export { swap12, takeRow } from "./src/ops/layout.ts";
+export { cosineSimilarityMatrix, cosineSimilarityRows } from "./src/ops/similarity.ts";
+
+// Losses.
+export { marginLoss, marginLossTensor } from "./src/losses/margin.ts";
+export type {
+  InBatchIndexing,
+  LossResult,
+  MarginError,
+  MarginLossOptions,
+  MarginTarget,
+} from "./src/losses/margin.ts";
+export { marginMseLoss, marginMseLossTensor } from "./src/losses/margin_mse.ts";
+export { infoNceLoss, infoNceLossTensor } from "./src/losses/infonce.ts";
+
+// Models.
+export { configFromHf } from "./src/models/config.ts";
+export type { EncoderConfig } from "./src/models/config.ts";
+export { encoderForward } from "./src/models/encoder.ts";
+export type { EncoderParams, TokenBatch } from "./src/models/encoder.ts";
+export type { LoadedEncoder } from "./src/models/hf.ts";
+export { downloadHubModel, loadEncoder, saveEncoder } from "./src/models/load.ts";
+export { encodeTexts } from "./src/models/encode.ts";
+export type { Embeddings, EncodeOptions } from "./src/models/encode.ts";
+export { readModelWeights, readSafetensors, writeSafetensors } from "./src/models/safetensors.ts";
+export { HfTokenizer, loadHfTokenizer } from "./src/text/tokenizer.ts";
+export type { TextTokenizer, TokenizerCore } from "./src/text/tokenizer.ts";
+export { UseTokenizer } from "./src/text/use_tokenizer.ts";
+
+// Training.
+export { Adam, AdamW, clipGradNorm } from "./src/train/optimizer.ts";
+export type { OptimizerState, ParamState } from "./src/train/optimizer.ts";
+export { makeSchedule } from "./src/train/schedule.ts";
+
+// Data and evaluation.
+export { loadBeir, readBeirCorpus, readBeirQrels, readBeirQueries } from "./src/data/beir.ts";
+export { readTrecQrels, readTrecRun, writeTrecRun } from "./src/data/trec.ts";
+export { resolveDataset } from "./src/data/resolve.ts";
+export type { Qrels, Run } from "./src/data/types.ts";
+export { evaluate, evaluateQuery, formatMeasure, msmarcoMrr10 } from "./src/eval/metrics.ts";
+export type { EvalOptions, Evaluation, Measures } from "./src/eval/metrics.ts";
+export { Bm25Index } from "./src/eval/bm25.ts";
+export { bootstrapCi, pairedBootstrapCi, pairedTTest, tost } from "./src/eval/stats.ts";
+
+// Types the API above uses.
+export type { BackwardStep } from "./src/autodiff/tape.ts";
+export type { BeirSplit } from "./src/data/beir.ts";
+export type { ResolveOptions } from "./src/data/resolve.ts";
+export type { TrecRunFile, WriteRunOptions } from "./src/data/trec.ts";
+export type { Doc, Ranking } from "./src/data/types.ts";
+export type { Cutoffs, MsMarcoOptions } from "./src/eval/metrics.ts";
+export type {
+  BootstrapOptions,
+  BootstrapResult,
+  TostResult,
+  TTestResult,
+} from "./src/eval/stats.ts";
+export type { HostArray } from "./src/gpu/tensor.ts";
+export type { InfoNceOptions, InfoNceTensorOptions } from "./src/losses/infonce.ts";
+export type { MarginLossTensorOptions } from "./src/losses/margin.ts";
+export type {
+  MarginMseOptions,
+  MarginMseTensorOptions,
+  TeacherScores,
+} from "./src/losses/margin_mse.ts";
+export type { EncoderFamily, Pooling } from "./src/models/config.ts";
+export type {
+  EncoderOutput,
+  ForwardOptions,
+  LayerParams,
+  Linear,
+  Norm,
+} from "./src/models/encoder.ts";
+export type { LoadEncoderOptions } from "./src/models/load.ts";
+export type { NamedTensor } from "./src/models/safetensors.ts";
+export type { VocabEntry } from "./src/models/use_lite_assets.ts";
+export type { ActivationOptions } from "./src/ops/activation.ts";
+export type { ElementwiseOptions } from "./src/ops/elementwise.ts";
+export type { EmbeddingOptions } from "./src/ops/embedding.ts";
+export type { LayerNormOptions } from "./src/ops/layernorm.ts";
+export type { LayoutOptions } from "./src/ops/layout.ts";
+export type { ReduceOptions } from "./src/ops/reduce.ts";
+export type { CosineOptions } from "./src/ops/similarity.ts";
+export type { SoftmaxOptions } from "./src/ops/softmax.ts";
+export type { TokenizedText } from "./src/text/tokenizer.ts";
+export type { AdamBase, ClipOptions, GradNorm } from "./src/train/optimizer.ts";
+export type { Schedule, ScheduleSpec } from "./src/train/schedule.ts";

@@ -10,7 +10,10 @@ export const OPTIONAL_FEATURES = ["shader-f16", "timestamp-query", "subgroups"] 
 
 /** Raised when no WebGPU adapter can be had; its message says what to install. */
 export class GpuUnavailableError extends Error {
-  /** @param detail what went wrong, appended to the installation advice */
+  /**
+   * Creates the error.
+   * @param detail what went wrong, appended to the installation advice
+   */
   constructor(detail: string) {
     super(
       `No WebGPU adapter is available (${detail}).\n` +
@@ -24,7 +27,10 @@ export class GpuUnavailableError extends Error {
 
 /** Raised by any GPU work after the device was lost. */
 export class GpuDeviceLostError extends Error {
-  /** @param info the loss information reported by the device */
+  /**
+   * Creates the error.
+   * @param info the loss information reported by the device
+   */
   constructor(info: GPUDeviceLostInfo) {
     super(`The WebGPU device was lost (${info.reason}): ${info.message}`);
     this.name = "GpuDeviceLostError";

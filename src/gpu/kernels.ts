@@ -10,6 +10,7 @@ import { assertAlive, type Gpu } from "./device.ts";
 /** Raised when a WGSL kernel fails to compile or its pipeline fails to build. */
 export class KernelCompileError extends Error {
   /**
+   * Creates an instance.
    * @param file the kernel file, relative to `kernels/`
    * @param messages the compiler's messages, formatted `file:line:col: kind: text`
    */

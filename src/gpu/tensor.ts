@@ -9,7 +9,8 @@ import { encoder, flush } from "./kernels.ts";
 /** Element types a tensor can hold. */
 export type DType = "f32" | "i32" | "u32";
 
-type HostArray<D extends DType> = D extends "f32" ? Float32Array
+/** The host array type of a dtype. */
+export type HostArray<D extends DType> = D extends "f32" ? Float32Array
   : D extends "i32" ? Int32Array
   : Uint32Array;
 

@@ -59,6 +59,7 @@ export interface EncoderConfig {
 /** Raised for a config.json this project cannot map; names the file and the field. */
 export class ConfigError extends Error {
   /**
+   * Creates an instance.
    * @param file the offending config
    * @param detail what is wrong
    */

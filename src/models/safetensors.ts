@@ -18,6 +18,7 @@ export interface NamedTensor {
 /** Raised for a file that is not valid safetensors; names the file. */
 export class SafetensorsError extends Error {
   /**
+   * Creates an instance.
    * @param file the offending file
    * @param detail what is wrong
    */

@@ -23,14 +23,26 @@ export interface TextTokenizer {
   readonly padId: number;
 }
 
+/** The part of Hugging Face's `Tokenizer` that this project uses. */
+export interface TokenizerCore {
+  /** Token ids (and tokens) of a text. */
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  /** Token strings of a text. */
+  tokenize(text: string): string[];
+  /** The id of a token string. */
+  token_to_id(token: string): number | undefined;
+}
+
 /** A `tokenizer.json` tokenizer (BERT WordPiece, MPNet, ...), with special tokens added. */
 export class HfTokenizer implements TextTokenizer {
   /** The underlying Hugging Face tokenizer. */
-  readonly inner: Tokenizer;
+  readonly inner: TokenizerCore;
   /** The padding id, from `tokenizer_config.json`'s pad token. */
   readonly padId: number;
 
   /**
+
+   * Creates an instance.
    * @param tokenizerJson the parsed `tokenizer.json`
    * @param config the parsed `tokenizer_config.json` (may be empty)
    */

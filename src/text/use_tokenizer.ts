@@ -47,7 +47,7 @@ import {
   type LocateUseLiteOptions,
   type VocabEntry,
 } from "../models/use_lite_assets.ts";
-import type { TextTokenizer, TokenizedText } from "./tokenizer.ts";
+import type { TextTokenizer, TokenizedText, TokenizerCore } from "./tokenizer.ts";
 
 /** The number of reserved entries at the start of the USE vocabulary (never produced by text). */
 export const USE_RESERVED_SYMBOLS = 6;
@@ -100,7 +100,7 @@ export const USE_MAX_LENGTH = 128;
 /** The USE-lite tokenizer: text to USE vocabulary ids (no special tokens, no offset). */
 export class UseTokenizer implements TextTokenizer {
   /** The underlying Hugging Face tokenizer. */
-  readonly hf: Tokenizer;
+  readonly hf: TokenizerCore;
   /**
    * USE has no padding token: padded positions are masked out by the encoder, so any valid id
    * does; 0 (unknown) is used.

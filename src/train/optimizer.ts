@@ -121,7 +121,7 @@ interface Slot {
 }
 
 /** Shared Adam machinery; {@link AdamW} and {@link Adam} fix how weight decay applies. */
-abstract class AdamBase {
+export abstract class AdamBase {
   /** The default learning rate of {@link step}. */
   lr: number;
   /** Decay rate of the first moment. */
@@ -136,6 +136,7 @@ abstract class AdamBase {
   readonly #gpu: Gpu;
   #step = 0;
 
+  /** Shared set-up of Adam and AdamW; see their constructors. */
   protected constructor(
     params: Map<string, Tensor>,
     opts: AdamOptions,
@@ -305,6 +306,7 @@ function checkLr(lr: number): void {
  */
 export class AdamW extends AdamBase {
   /**
+   * Creates an instance.
    * @param params the parameters, by name (updated in place)
    * @param opts learning rate, betas, eps, weight decay (default 0.01), no-decay predicate
    */
@@ -325,6 +327,7 @@ export class AdamW extends AdamBase {
  */
 export class Adam extends AdamBase {
   /**
+   * Creates an instance.
    * @param params the parameters, by name (updated in place)
    * @param opts learning rate, betas, eps, L2 weight decay (default 0), no-decay predicate
    */
@@ -352,6 +355,7 @@ export interface ClipOptions {
 /** Raised by {@link clipGradNorm} with `errorIfNonFinite` when a gradient holds NaN or Inf. */
 export class NonFiniteGradientError extends Error {
   /**
+   * Creates an instance.
    * @param norm the non-finite global norm
    * @param names the gradients whose sum of squares is not finite
    */
