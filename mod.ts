@@ -65,6 +65,8 @@ export type { EncoderParams, TokenBatch } from "./src/models/encoder.ts";
 export type { LoadedEncoder } from "./src/models/hf.ts";
 export { downloadHubModel, loadEncoder, saveEncoder } from "./src/models/load.ts";
 export { encodeTexts } from "./src/models/encode.ts";
+export { cachedEncoder, clearEncoderCache, encode } from "./src/api/encode.ts";
+export type { EncodeResult, EncodeTextsOptions } from "./src/api/encode.ts";
 export type { Embeddings, EncodeOptions } from "./src/models/encode.ts";
 export { readModelWeights, readSafetensors, writeSafetensors } from "./src/models/safetensors.ts";
 export { HfTokenizer, loadHfTokenizer } from "./src/text/tokenizer.ts";
