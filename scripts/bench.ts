@@ -49,6 +49,8 @@ export interface BenchOptions {
   variant?: MatmulVariant;
   /** Override the blocked kernel's block (row groups x column groups of 4, e.g. 2x2). */
   blocking?: { RG: number; CG: number };
+  /** encode section: SciFact documents to encode (default 1000). */
+  docs?: number;
 }
 
 /** What a section gets: the options, the GPU, and the result object to fill. */
@@ -80,6 +82,8 @@ Options:
   --variant NAME         force the matmul kernel: naive | blocked
   --blocking RGxCG       blocked kernel's block in groups of 4 rows x 4 columns (RG 1..8,
                          CG 1..4), e.g. 8x4 = 32x16 outputs per invocation; default per adapter
+  --docs N               encode section: first N SciFact documents (default 1000; TF.js's
+                         cpu backend takes seconds per document, so e.g. --docs 100)
   --help                 this text
 `;
 
@@ -149,6 +153,12 @@ export function parseArgs(args: string[]): BenchOptions | "help" {
         const v = value();
         if (v !== "naive" && v !== "blocked") throw new RangeError(`unknown variant "${v}"`);
         options.variant = v;
+        break;
+      }
+      case "--docs": {
+        const n = Number(value());
+        if (!Number.isInteger(n) || n <= 0) throw new RangeError("--docs takes a positive integer");
+        options.docs = n;
         break;
       }
       case "--blocking": {
@@ -375,6 +385,15 @@ function round(x: number): number {
 export const SECTIONS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   matmul: matmulSection,
   numpy: numpySection,
+  // Loaded only when selected: it imports the tokenizer and TF.js (npm packages). The
+  // specifier is computed so Deno does not pre-resolve those packages for the other sections.
+  encode: async (ctx) => {
+    const mod: typeof import("./bench/encode.ts") = await import(
+      new URL("./bench/encode.ts", import.meta.url).href
+    );
+    await mod.encodeSection(ctx);
+  },
+  retrieval: (ctx) => import("./bench/retrieval.ts").then((m) => m.retrievalSection(ctx)),
 };
 
 /** Runs the selected sections and returns the result object. */

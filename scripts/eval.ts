@@ -20,6 +20,9 @@ import {
   msmarcoMrr10,
 } from "../src/eval/metrics.ts";
 import { pairedBootstrapCi, pairedTTest, tost } from "../src/eval/stats.ts";
+import { denseRetrieve, embeddingCacheDir, rerank } from "../src/eval/dense.ts";
+import { getGpu } from "../src/gpu/device.ts";
+import { loadEncoder } from "../src/models/load.ts";
 
 const HELP = `deno task eval — trec_eval-exact evaluation, BM25 baseline, paired comparison
 
@@ -28,6 +31,11 @@ Score a run (TREC run file; qrels in TREC or BEIR TSV format):
 
 Run BM25 on a BEIR dataset split and score it:
   deno task eval --bm25 --data DIR [--dataset NAME] [--split test] [--depth 1000] [--out RUN]
+
+Retrieve with an encoder (exact cosine top-k on the GPU) or re-rank a run, and score it:
+  deno task eval --model use-lite|DIR|ORG/NAME --data DIR [--split test] [--k 1000]
+                 [--rerank RUN] [--max-length N] [--batch-size N] [--out RUN]
+                 [--cache-dir DIR | --no-cache]
 
 Compare two runs (paired t-test, TOST equivalence, bootstrap CI on per-query values):
   deno task eval --compare RUN_A RUN_B --qrels QRELS [--metric ndcg_cut_10] [--margin 0.01]
@@ -56,7 +64,15 @@ Options:
   --alpha A          significance level (default 0.05)
   --samples N        bootstrap resamples (default 10000)
   --seed S           bootstrap seed (default 1)
-  --model NAME       dense retrieval with an encoder (not yet available)
+  --model NAME       dense retrieval with an encoder: 'use-lite' (built in), a model
+                     directory, or a Hugging Face Hub name
+  --k N              documents retrieved per query with --model (default 1000; same as --depth)
+  --rerank FILE      with --model: re-rank this run's documents (e.g. BM25's top 100)
+                     instead of retrieving from the whole corpus
+  --max-length N     longest input in tokens with --model (default: the model's)
+  --batch-size N     texts per encoder batch (default 64)
+  --cache-dir DIR    where encoded corpora are cached (default ${embeddingCacheDir()})
+  --no-cache         neither read nor write the embedding cache
   -h, --help         this text
 
 The measures: num_q num_ret num_rel num_rel_ret map recip_rank P_k recall_k ndcg ndcg_cut_k
@@ -140,6 +156,12 @@ async function main(argv: string[]): Promise<void> {
         samples: { type: "string" },
         seed: { type: "string" },
         model: { type: "string" },
+        k: { type: "string" },
+        rerank: { type: "string" },
+        "max-length": { type: "string" },
+        "batch-size": { type: "string" },
+        "cache-dir": { type: "string" },
+        "no-cache": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -158,10 +180,45 @@ async function main(argv: string[]): Promise<void> {
   };
   const flags = { json: v.json, perQuery: v["per-query"], msmarco: v.msmarco };
 
-  // --- Dense retrieval (--model): belongs to the dense-retrieval issue. -------------------
-  // When it lands: resolve the dataset as --bm25 does, encode corpus and queries with the
-  // model, retrieve top --depth exactly on the GPU, then write/score the run as below.
-  if (v.model !== undefined) fail("dense retrieval: not yet available");
+  if (v.model !== undefined) {
+    if (v.run) fail("--model retrieves its own run; do not give --run (use --rerank to re-rank)");
+    if (v.bm25) fail("give either --model or --bm25");
+    const dir = await resolveDataset(v.dataset, { data: v.data });
+    const { corpus, queries, qrels } = await loadBeir(dir, v.split);
+    const k = intOption(v.k, "--k") ?? intOption(v.depth, "--depth") ?? 1000;
+    if (k < 1) fail("--k must be at least 1");
+    const maxLength = intOption(v["max-length"], "--max-length");
+    const batchSize = intOption(v["batch-size"], "--batch-size");
+    if (batchSize !== undefined && batchSize < 1) fail("--batch-size must be at least 1");
+    const gpu = await getGpu();
+    const model = await loadEncoder(gpu, v.model, { maxLength });
+    const common = {
+      corpus,
+      queries,
+      maxLength,
+      batchSize,
+      cacheDir: v["no-cache"] ? null : (v["cache-dir"] ?? embeddingCacheDir()),
+      progress: true,
+      log: (m: string) => console.error(m),
+    };
+    const t0 = performance.now();
+    let run: Run;
+    if (v.rerank) {
+      const candidates = (await readTrecRun(v.rerank)).run;
+      run = await rerank(gpu, model, { ...common, candidates, depth: intOption(v.k, "--k") });
+    } else {
+      run = await denseRetrieve(gpu, model, { ...common, k });
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    console.error(
+      `${v.rerank ? "rerank" : "dense"} (${v.model}): ${corpus.length} documents, ` +
+        `${queries.size} queries (${v.split}), ${seconds.toFixed(1)} s`,
+    );
+    if (v.out) await writeTrecRun(v.out, run, { runId: v.rerank ? "rerank" : "dense" });
+    const q = v.qrels ? await readQrels(v.qrels) : qrels;
+    report(q, run, opts, flags);
+    return;
+  }
 
   if (v.compare) {
     if (parsed.positionals.length !== 2) fail("--compare needs two run files: RUN_A RUN_B");

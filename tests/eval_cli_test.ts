@@ -1,5 +1,5 @@
 // `deno task eval` (scripts/eval.ts) end to end: the --json contract against trec_eval's own
-// summary output, -c/-M/-l flags, --per-query, --compare, --help and the --model refusal.
+// summary output, -c/-M/-l flags, --per-query, --compare, --help and --model usage errors.
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { formatMeasure } from "../src/eval/metrics.ts";
@@ -89,15 +89,19 @@ Deno.test("--compare gives t-test, TOST and bootstrap on per-query ndcg_cut_10",
   strictEqual(s.tost.equivalent, true);
 });
 
-Deno.test("--help, --model refusal, and usage errors", async () => {
+Deno.test("--help and usage errors (--model included)", async () => {
   const h = await cli("--help");
   strictEqual(h.code, 0);
   for (const flag of ["--qrels", "--bm25", "--compare", "-c", "-M", "--per-query", "--model"]) {
     ok(h.out.includes(flag), flag);
   }
-  const m = await cli("--model", "use-lite", "--data", "x");
+  // Dense retrieval itself is tested in dense_test.ts; here its argument checks.
+  const m = await cli("--model", "use-lite", "--run", `${F}/results.test`);
   strictEqual(m.code, 2);
-  deepStrictEqual(m.err.trim(), "eval: dense retrieval: not yet available");
+  deepStrictEqual(
+    m.err.trim(),
+    "eval: --model retrieves its own run; do not give --run (use --rerank to re-rank)",
+  );
   const u = await cli("--qrels", `${F}/qrels.test`);
   strictEqual(u.code, 2);
   ok(u.err.includes("give --qrels and --run"));
