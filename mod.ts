@@ -86,6 +86,23 @@ export type { Qrels, Run } from "./src/data/types.ts";
 export { evaluate, evaluateQuery, formatMeasure, msmarcoMrr10 } from "./src/eval/metrics.ts";
 export type { EvalOptions, Evaluation, Measures } from "./src/eval/metrics.ts";
 export { Bm25Index } from "./src/eval/bm25.ts";
+export {
+  denseRetrieve,
+  encodeCached,
+  rerank,
+  rerankWithEmbeddings,
+  retrieveWithEmbeddings,
+} from "./src/eval/dense.ts";
+export type {
+  DenseRetrieveOptions,
+  EmbeddingMatrix,
+  EncodeCachedOptions,
+  RerankOptions,
+  Retrieved,
+  RetrieveOptions,
+} from "./src/eval/dense.ts";
+export { readTopk, topk } from "./src/ops/topk.ts";
+export type { HostTopk, TopkOptions, TopkPlanOptions, TopkResult } from "./src/ops/topk.ts";
 export { bootstrapCi, pairedBootstrapCi, pairedTTest, tost } from "./src/eval/stats.ts";
 
 // Types the API above uses.
