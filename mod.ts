@@ -102,7 +102,13 @@ export type {
   RetrieveOptions,
 } from "./src/eval/dense.ts";
 export { readTopk, topk } from "./src/ops/topk.ts";
-export type { HostTopk, TopkOptions, TopkPlanOptions, TopkResult } from "./src/ops/topk.ts";
+export type {
+  HostTopk,
+  TopkMethod,
+  TopkOptions,
+  TopkPlanOptions,
+  TopkResult,
+} from "./src/ops/topk.ts";
 export { bootstrapCi, pairedBootstrapCi, pairedTTest, tost } from "./src/eval/stats.ts";
 
 // Types the API above uses.
