@@ -8,6 +8,9 @@ struct Params {
   M: u32, N: u32, K: u32, batch: u32,
   strideA: u32, strideB: u32, strideC: u32,
   alpha: f32, beta: f32,
+  // matmul_blocked only: the k range [4·k4Begin, min(4·k4End, K)) this launch sums (the launcher
+  // splits long K into launches, keeping each invocation's loop far below llvmpipe's 65535 cap).
+  k4Begin: u32, k4End: u32,
 }
 
 override TRANS_A: bool = false;
@@ -49,82 +52,160 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // ---------------------------------------------------------------------------------------------
 // Register-blocked kernel: each invocation computes a (4·RG) x (4·CG) block of C, holding it as
-// RG x CG 4x4 matrices, and reads A and B straight from storage as vec4 (no workgroup memory,
-// no barriers). Per 4-step of k it loads RG + CG 4x4 blocks and does RG·CG 4x4 matrix products:
+// RG x CG 4x4 matrices, and reads A and B straight from storage (no workgroup memory, no
+// barriers). Per 4-step of k it loads RG + CG 4x4 blocks and does RG·CG 4x4 matrix products:
 // with X = op(B)[k..k+3, cols]ᵀ and Y = op(A)[rows, k..k+3]ᵀ, X·Y = (op(A)·op(B))ᵀ for that
-// block, whose columns are rows of C, so every accumulator column stores as one vec4.
+// block, whose columns are rows of C.
 //
 // Why this shape: llvmpipe runs 8 invocations in the lanes of one 256-bit register and loads
-// storage per lane in a loop, so loads are the cost and a big block (32x16 on the CPU) amortises
-// them; on a GPU a smaller block (8x8 per thread) keeps registers for occupancy and the caches
-// serve the re-reads. Consecutive invocations take consecutive column blocks, so on a GPU a warp
-// reads one A block (broadcast) and contiguous B.
+// storage per lane in a loop (~5 cycles per lane and component, against ~0.3 for an fma), so
+// loads are the cost and a big block (32x16 on the CPU) amortises them; on a GPU a smaller block
+// (8x8 per thread) keeps registers for occupancy and the caches serve the re-reads. Consecutive
+// invocations take consecutive column blocks, so on a GPU a warp reads one A block (broadcast)
+// and contiguous B.
 //
-// Preconditions (the launcher checks them, else it uses matmul_naive): K % 4 == 0, N % 4 == 0,
-// and M % 4 == 0 when TRANS_A (every operand row that is read as vec4 must hold whole vec4s).
-// Ragged M and N are handled by clamping loads to the last row/column block and masking stores.
+// Any shape runs here. Each operand is read as vec4 where its rows allow it (VEC_A, VEC_B: the
+// stored rows hold whole vec4s, e.g. K % 4 == 0 for A·), else as scalars; KTAIL (K % 4 != 0)
+// zeroes the k indices past K in the last 4-step; rows and columns past M and N are clamped on
+// load and skipped on store. A and B are bound twice (read-only): as vec4 arrays (bindings 1, 2)
+// and as scalar arrays (bindings 4, 5). C is written as scalars (the stores are O(M·N) of the
+// O(M·N·K) work). Bases and strides are in floats.
 
 override RG: u32 = 8;  // row groups of 4 per invocation, 1..8
 override CG: u32 = 4;  // column groups of 4 per invocation, 1..4
 override WG: u32 = 64; // invocations per workgroup
+override VEC_A: bool = true; // A's stored rows hold whole vec4s: TRANS_A ? M % 4 == 0 : K % 4 == 0
+override VEC_B: bool = true; // B's stored rows hold whole vec4s: TRANS_B ? K % 4 == 0 : N % 4 == 0
+override KTAIL: bool = false; // K % 4 != 0
 
 @group(0) @binding(1) var<storage, read> A4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> B4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> C4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> As: array<f32>;
+@group(0) @binding(5) var<storage, read> Bs: array<f32>;
+
+// Zeroes v where k is past K (only compiled in when K % 4 != 0).
+fn k_mask(v: vec4<f32>, k: u32) -> vec4<f32> {
+  if (KTAIL) { return select(vec4<f32>(0.0), v, k < p.K); }
+  return v;
+}
+
+// op(A)[row, k..k+3] as scalars: row clamped to M - 1, k indices past K read as zero.
+fn a_row4(base: u32, row: u32, k: u32) -> vec4<f32> {
+  let r = min(row, p.M - 1u);
+  let last = p.K - 1u;
+  let k0 = min(k, last); let k1 = min(k + 1u, last); let k2 = min(k + 2u, last); let k3 = min(k + 3u, last);
+  var v: vec4<f32>;
+  if (TRANS_A) {
+    v = vec4<f32>(As[base + k0 * p.M + r], As[base + k1 * p.M + r], As[base + k2 * p.M + r], As[base + k3 * p.M + r]);
+  } else {
+    let o = base + r * p.K;
+    v = vec4<f32>(As[o + k0], As[o + k1], As[o + k2], As[o + k3]);
+  }
+  if (KTAIL) {
+    v = select(vec4<f32>(0.0), v, vec4<u32>(k, k + 1u, k + 2u, k + 3u) < vec4<u32>(p.K));
+  }
+  return v;
+}
+
+// op(B)[k, col..col+3] as scalars: k past K reads as zero, columns clamped to N - 1.
+fn b_col4(base: u32, k: u32, col: u32) -> vec4<f32> {
+  let kk = min(k, p.K - 1u);
+  let last = p.N - 1u;
+  let c0 = min(col, last); let c1 = min(col + 1u, last); let c2 = min(col + 2u, last); let c3 = min(col + 3u, last);
+  var v: vec4<f32>;
+  if (TRANS_B) {
+    v = vec4<f32>(Bs[base + c0 * p.K + kk], Bs[base + c1 * p.K + kk], Bs[base + c2 * p.K + kk], Bs[base + c3 * p.K + kk]);
+  } else {
+    let o = base + kk * p.N;
+    v = vec4<f32>(Bs[o + c0], Bs[o + c1], Bs[o + c2], Bs[o + c3]);
+  }
+  return k_mask(v, k);
+}
 
 // Y = op(A)[4r..4r+3, 4k4..4k4+3]ᵀ (column i holds row 4r+i of op(A)); r is a row group.
 fn load_y(base: u32, r: u32, k4: u32) -> mat4x4<f32> {
+  let k = 4u * k4;
+  if (!VEC_A) {
+    let row = 4u * r;
+    return mat4x4<f32>(
+      a_row4(base, row, k), a_row4(base, row + 1u, k), a_row4(base, row + 2u, k), a_row4(base, row + 3u, k),
+    );
+  }
+  let b4 = base / 4u;
   if (TRANS_A) {
     // A is K x M: a vec4 along M holds rows 4r..4r+3 of op(A) at one k.
     let M4 = p.M / 4u;
     let rr = min(r, M4 - 1u);
-    let k = 4u * k4;
+    let last = p.K - 1u;
     return transpose(mat4x4<f32>(
-      A4[base + k * M4 + rr], A4[base + (k + 1u) * M4 + rr],
-      A4[base + (k + 2u) * M4 + rr], A4[base + (k + 3u) * M4 + rr],
+      k_mask(A4[b4 + min(k, last) * M4 + rr], k),
+      k_mask(A4[b4 + min(k + 1u, last) * M4 + rr], k + 1u),
+      k_mask(A4[b4 + min(k + 2u, last) * M4 + rr], k + 2u),
+      k_mask(A4[b4 + min(k + 3u, last) * M4 + rr], k + 3u),
     ));
   }
+  // A is M x K with K % 4 == 0 (no tail).
   let K4 = p.K / 4u;
   let row = 4u * r;
   let last = p.M - 1u;
   return mat4x4<f32>(
-    A4[base + min(row, last) * K4 + k4], A4[base + min(row + 1u, last) * K4 + k4],
-    A4[base + min(row + 2u, last) * K4 + k4], A4[base + min(row + 3u, last) * K4 + k4],
+    A4[b4 + min(row, last) * K4 + k4], A4[b4 + min(row + 1u, last) * K4 + k4],
+    A4[b4 + min(row + 2u, last) * K4 + k4], A4[b4 + min(row + 3u, last) * K4 + k4],
   );
 }
 
 // X = op(B)[4k4..4k4+3, 4c..4c+3]ᵀ (column i holds row 4k4+i of op(B)); c is a column group.
 fn load_x(base: u32, k4: u32, c: u32) -> mat4x4<f32> {
+  let k = 4u * k4;
+  if (!VEC_B) {
+    let col = 4u * c;
+    return mat4x4<f32>(
+      b_col4(base, k, col), b_col4(base, k + 1u, col), b_col4(base, k + 2u, col), b_col4(base, k + 3u, col),
+    );
+  }
+  let b4 = base / 4u;
   if (TRANS_B) {
-    // B is N x K: a vec4 along K holds column n of op(B) at k..k+3.
+    // B is N x K with K % 4 == 0 (no tail): a vec4 along K holds column n of op(B) at k..k+3.
     let K4 = p.K / 4u;
     let col = 4u * c;
     let last = p.N - 1u;
     return transpose(mat4x4<f32>(
-      B4[base + min(col, last) * K4 + k4], B4[base + min(col + 1u, last) * K4 + k4],
-      B4[base + min(col + 2u, last) * K4 + k4], B4[base + min(col + 3u, last) * K4 + k4],
+      B4[b4 + min(col, last) * K4 + k4], B4[b4 + min(col + 1u, last) * K4 + k4],
+      B4[b4 + min(col + 2u, last) * K4 + k4], B4[b4 + min(col + 3u, last) * K4 + k4],
     ));
   }
+  // B is K x N with N % 4 == 0.
   let N4 = p.N / 4u;
   let cc = min(c, N4 - 1u);
-  let k = 4u * k4;
+  let last = p.K - 1u;
   return mat4x4<f32>(
-    B4[base + k * N4 + cc], B4[base + (k + 1u) * N4 + cc],
-    B4[base + (k + 2u) * N4 + cc], B4[base + (k + 3u) * N4 + cc],
+    k_mask(B4[b4 + min(k, last) * N4 + cc], k),
+    k_mask(B4[b4 + min(k + 1u, last) * N4 + cc], k + 1u),
+    k_mask(B4[b4 + min(k + 2u, last) * N4 + cc], k + 2u),
+    k_mask(B4[b4 + min(k + 3u, last) * N4 + cc], k + 3u),
   );
+}
+
+// C[ci] = alpha·v + beta·C[ci].
+fn store1(ci: u32, v: f32) {
+  var out = p.alpha * v;
+  if (p.beta != 0.0) { out += p.beta * C[ci]; }
+  C[ci] = out;
 }
 
 // Writes alpha·acc (+ beta·C) for rows 4r..4r+3, columns 4c..4c+3, skipping what lies outside C.
 fn store_block(base: u32, r: u32, c: u32, acc: mat4x4<f32>) {
-  let N4 = p.N / 4u;
-  if (c >= N4) { return; }
+  let col = 4u * c;
+  if (col >= p.N) { return; }
   for (var i = 0u; i < 4u; i++) {
     let row = 4u * r + i;
     if (row < p.M) {
-      let ci = base + row * N4 + c;
-      var v = p.alpha * acc[i];
-      if (p.beta != 0.0) { v += p.beta * C4[ci]; }
-      C4[ci] = v;
+      let ci = base + row * p.N + col;
+      let v = acc[i];
+      store1(ci, v.x);
+      if (col + 1u < p.N) { store1(ci + 1u, v.y); }
+      if (col + 2u < p.N) { store1(ci + 2u, v.z); }
+      if (col + 3u < p.N) { store1(ci + 3u, v.w); }
     }
   }
 }
@@ -137,17 +218,16 @@ fn matmul_blocked(
 ) {
   // One linear index over (row block, column block), split over x and y so that large
   // problems stay under the per-dimension workgroup limit; z is the batch.
-  let blocksN = (p.N / 4u + CG - 1u) / CG;
+  let blocksN = ((p.N + 3u) / 4u + CG - 1u) / CG;
   let blocksM = (p.M + 4u * RG - 1u) / (4u * RG);
   let linear = (wid.y * nwg.x + wid.x) * WG + lid;
   if (linear >= blocksM * blocksN) { return; }
   let cg = (linear % blocksN) * CG;
   let rg = (linear / blocksN) * RG;
   let b = wid.z;
-  let baseA = b * (p.strideA / 4u);
-  let baseB = b * (p.strideB / 4u);
-  let baseC = b * (p.strideC / 4u);
-  let K4 = p.K / 4u;
+  let baseA = b * p.strideA;
+  let baseB = b * p.strideB;
+  let baseC = b * p.strideC;
   var c00 = mat4x4<f32>(); var c01 = mat4x4<f32>(); var c02 = mat4x4<f32>(); var c03 = mat4x4<f32>();
   var c10 = mat4x4<f32>(); var c11 = mat4x4<f32>(); var c12 = mat4x4<f32>(); var c13 = mat4x4<f32>();
   var c20 = mat4x4<f32>(); var c21 = mat4x4<f32>(); var c22 = mat4x4<f32>(); var c23 = mat4x4<f32>();
@@ -156,7 +236,7 @@ fn matmul_blocked(
   var c50 = mat4x4<f32>(); var c51 = mat4x4<f32>(); var c52 = mat4x4<f32>(); var c53 = mat4x4<f32>();
   var c60 = mat4x4<f32>(); var c61 = mat4x4<f32>(); var c62 = mat4x4<f32>(); var c63 = mat4x4<f32>();
   var c70 = mat4x4<f32>(); var c71 = mat4x4<f32>(); var c72 = mat4x4<f32>(); var c73 = mat4x4<f32>();
-  for (var k4 = 0u; k4 < K4; k4++) {
+  for (var k4 = p.k4Begin; k4 < p.k4End; k4++) {
     let x0 = load_x(baseB, k4, cg);
     var x1 = mat4x4<f32>();
     var x2 = mat4x4<f32>();

@@ -76,7 +76,8 @@ Options:
   --shapes LIST          matmul problems MxNxK, comma-separated; suffix :NT, :TN or :TT for
                          transposed operands (A stored KxM with T first, B stored NxK with T
                          second). Default: 1024x1024x1024 in all four transpose variants,
-                         4096x768x768, 4096x768x3072 (BERT-base layer shapes)
+                         4096x768x768, 4096x768x3072 (BERT-base layer shapes), 768x768x4093:TN
+                         (a weight gradient Xᵀ·dY over a ragged batch·seq)
   --iters N              timed repetitions per problem, best reported (default 3)
   --warmup N             untimed runs before timing (default 1)
   --variant NAME         force the matmul kernel: naive | blocked
@@ -88,7 +89,7 @@ Options:
 `;
 
 const DEFAULT_SHAPES = "1024x1024x1024,1024x1024x1024:NT,1024x1024x1024:TN,1024x1024x1024:TT," +
-  "4096x768x768,4096x768x3072";
+  "4096x768x768,4096x768x3072,768x768x4093:TN";
 
 function parseShapes(list: string): Shape[] {
   return list.split(",").filter((s) => s.trim()).map((item) => {
@@ -394,6 +395,9 @@ export const SECTIONS: Record<string, (ctx: BenchContext) => Promise<void>> = {
     await mod.encodeSection(ctx);
   },
   retrieval: (ctx) => import("./bench/retrieval.ts").then((m) => m.retrievalSection(ctx)),
+  // Needs no npm package: random weights and token ids (runs on a bare Deno on GPU machines).
+  "train-synthetic": (ctx) =>
+    import("./bench/train_synthetic.ts").then((m) => m.trainSyntheticSection(ctx)),
 };
 
 /** Runs the selected sections and returns the result object. */

@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
 import { getGpu } from "../src/gpu/device.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
-import { matmul, matmulInto, matmulPlan } from "../src/ops/matmul.ts";
+import { matmul, MATMUL_K4_PER_LAUNCH, matmulInto, matmulPlan } from "../src/ops/matmul.ts";
 import { assertClose, checkOp, randn } from "./helpers.ts";
 
 /** float64 reference of op(A)·op(B) for 2-D or batched operands. */
@@ -32,11 +32,14 @@ function matmulRef(
   return c;
 }
 
-// Shapes that are not multiples of any tile, plus tiny and degenerate ones. Shapes with K and N
-// multiples of 4 (and M for transA) run the register-blocked kernel (32x16 blocks on llvmpipe,
-// 8x8 on GPUs), the others the naive one: [64, 48, 40] fills whole blocks along N, [68, 36, 20]
-// and [70, 132, 68] leave ragged row and column blocks (70 is not a multiple of 4, so transA
-// falls back to naive there), [5, 4, 8] is smaller than one block.
+// Shapes that are not multiples of any tile, plus tiny and degenerate ones. All but [1, 1, 1]
+// (operands under one vec4: the naive kernel) run the register-blocked kernel (32x16 blocks on
+// llvmpipe, 8x8 on GPUs), which reads an operand as vec4 where its stored rows hold whole vec4s
+// and as scalars otherwise, and masks a ragged last 4-step of K. Between them the shapes give
+// every combination of M, N, K being multiples of 4 or not: [64, 48, 40] fills whole blocks along
+// N, [68, 36, 20] and [70, 132, 68] leave ragged row and column blocks, [5, 4, 8] is smaller than
+// one block, [37, 20, 13] has only N aligned, [36, 22, 12] only N ragged, [3, 5, 7], [17, 33, 9]
+// and [70, 129, 65] nothing aligned.
 const SHAPES: [number, number, number][] = [
   [1, 1, 1],
   [3, 5, 7],
@@ -46,6 +49,8 @@ const SHAPES: [number, number, number][] = [
   [5, 4, 8],
   [68, 36, 20],
   [70, 132, 68],
+  [37, 20, 13],
+  [36, 22, 12],
 ];
 
 for (const transA of [false, true]) {
@@ -85,41 +90,68 @@ Deno.test("batched matmul (attention shapes) matches float64, with gradients", a
 for (const variant of ["naive", "blocked"] as const) {
   Deno.test(`matmulInto ${variant}: all transposes, alpha, beta accumulation, batch broadcast`, async () => {
     const gpu = await getGpu();
-    const [batch, M, N, K] = [2, 36, 20, 12];
-    for (const transA of [false, true]) {
-      for (const transB of [false, true]) {
-        const a = randn(batch * M * K, 11);
-        const b = randn(K * N, 12); // 2-D: broadcast over the batch (stride 0)
-        const c0 = randn(batch * M * N, 13);
-        const ta = Tensor.from(gpu, a, transA ? [batch, K, M] : [batch, M, K]);
-        const tb = Tensor.from(gpu, b, transB ? [N, K] : [K, N]);
-        const tc = Tensor.from(gpu, c0, [batch, M, N]);
-        await matmulInto(gpu, ta, tb, tc, { transA, transB, alpha: 0.5, beta: 2, variant });
-        const got = await tc.read();
-        const ref = matmulRef(
-          Float64Array.from(a),
-          Float64Array.from(b),
-          [batch, M, N, K],
-          transA,
-          transB,
-          true,
-          false,
-        );
-        const want = ref.map((v, i) => 0.5 * v + 2 * c0[i]);
-        // K = 12 products of unit normals in f32 plus the scaled prior: errors ~1e-6.
-        assertClose(got, want, { atol: 1e-5, rtol: 1e-5 }, `${variant} tA=${transA} tB=${transB}`);
-        for (const t of [ta, tb, tc]) t.destroy();
+    // Aligned, then ragged (batch strides M·K and M·N not multiples of 4 either).
+    for (const [batch, M, N, K] of [[2, 36, 20, 12], [2, 37, 22, 13]]) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const a = randn(batch * M * K, 11);
+          const b = randn(K * N, 12); // 2-D: broadcast over the batch (stride 0)
+          const c0 = randn(batch * M * N, 13);
+          const ta = Tensor.from(gpu, a, transA ? [batch, K, M] : [batch, M, K]);
+          const tb = Tensor.from(gpu, b, transB ? [N, K] : [K, N]);
+          const tc = Tensor.from(gpu, c0, [batch, M, N]);
+          await matmulInto(gpu, ta, tb, tc, { transA, transB, alpha: 0.5, beta: 2, variant });
+          const got = await tc.read();
+          const ref = matmulRef(
+            Float64Array.from(a),
+            Float64Array.from(b),
+            [batch, M, N, K],
+            transA,
+            transB,
+            true,
+            false,
+          );
+          const want = ref.map((v, i) => 0.5 * v + 2 * c0[i]);
+          // K = 12 products of unit normals in f32 plus the scaled prior: errors ~1e-6.
+          assertClose(
+            got,
+            want,
+            { atol: 1e-5, rtol: 1e-5 },
+            `${variant} ${M}x${N}x${K} tA=${transA} tB=${transB}`,
+          );
+          for (const t of [ta, tb, tc]) t.destroy();
+        }
       }
     }
   });
 }
 
-Deno.test("matmulPlan picks the blocked kernel only where its vec4 preconditions hold", async () => {
+Deno.test("matmulPlan picks the blocked kernel for every shape but tiny operands", async () => {
   const gpu = await getGpu();
   const t = (shape: number[]) => Tensor.zeros(gpu, shape);
   assertEquals(matmulPlan(gpu, t([8, 12]), t([12, 16])).variant, "blocked");
-  assertEquals(matmulPlan(gpu, t([8, 13]), t([13, 16])).variant, "naive"); // K % 4
-  assertEquals(matmulPlan(gpu, t([8, 12]), t([12, 18])).variant, "naive"); // N % 4
-  assertEquals(matmulPlan(gpu, t([12, 6]), t([12, 16]), { transA: true }).variant, "naive"); // M % 4
-  assertThrows(() => matmulPlan(gpu, t([8, 13]), t([13, 16]), { variant: "blocked" }), RangeError);
+  assertEquals(matmulPlan(gpu, t([8, 13]), t([13, 16])).variant, "blocked"); // K % 4
+  assertEquals(matmulPlan(gpu, t([8, 12]), t([12, 18])).variant, "blocked"); // N % 4
+  assertEquals(matmulPlan(gpu, t([12, 6]), t([12, 16]), { transA: true }).variant, "blocked");
+  assertEquals(matmulPlan(gpu, t([1, 3]), t([3, 2])).variant, "naive"); // A under one vec4
+  assertThrows(() => matmulPlan(gpu, t([1, 3]), t([3, 2]), { variant: "blocked" }), RangeError);
+});
+
+Deno.test("blocked matmul splits a long K into accumulating launches (ragged, transA, beta)", async () => {
+  // dW = Xᵀ·dY shape: K = batch·seq rows, longer than one launch's k range, and not a multiple
+  // of 4. The float64 reference sums K = 32777 products of uniform(-1, 1) pairs: the f32 result
+  // has error ~ sqrt(K)·2^-24·sqrt(K/9) ~ 1e-3 at worst over the launch splits; atol 5e-3.
+  const gpu = await getGpu();
+  const [M, N, K] = [6, 5, 4 * MATMUL_K4_PER_LAUNCH + 9];
+  const a = Float32Array.from(randn(K * M, 21)).map((v) => Math.tanh(v));
+  const b = Float32Array.from(randn(K * N, 22)).map((v) => Math.tanh(v));
+  const c0 = randn(M * N, 23);
+  const ta = Tensor.from(gpu, a, [K, M]);
+  const tb = Tensor.from(gpu, b, [K, N]);
+  const tc = Tensor.from(gpu, c0, [M, N]);
+  assertEquals(matmulPlan(gpu, ta, tb, { transA: true }).variant, "blocked");
+  await matmulInto(gpu, ta, tb, tc, { transA: true, alpha: 2, beta: 1 });
+  const ref = matmulRef(Float64Array.from(a), Float64Array.from(b), [1, M, N, K], true, false);
+  assertClose(await tc.read(), ref.map((v, i) => 2 * v + c0[i]), { atol: 5e-3, rtol: 1e-5 });
+  for (const t of [ta, tb, tc]) t.destroy();
 });

@@ -61,7 +61,10 @@ function geometry(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Geome
   return { batch, M, N, K, strideA: batchA ? M * K : 0, strideB: batchB ? K * N : 0, outShape };
 }
 
-/** Which kernel computes a matmul: the float reference or the register-blocked one. */
+/**
+ * Which kernel computes a matmul: the float reference (used for tiny operands only) or the
+ * register-blocked one (every other shape, ragged ones included).
+ */
 export type MatmulVariant = "naive" | "blocked";
 
 /** Block shape of the register-blocked kernel (WGSL override constants of `matmul_blocked`). */
@@ -88,10 +91,33 @@ export function matmulBlocking(gpu: Gpu, transB = false): MatmulBlocking {
   return transB ? { RG: 4, CG: 2, WG } : { RG: 2, CG: 2, WG };
 }
 
-/** Whether the register-blocked kernel can run this geometry (operand rows read as whole vec4s). */
-function blockedApplies(g: Geometry, transA: boolean): boolean {
-  return g.K % 4 === 0 && g.N % 4 === 0 && (!transA || g.M % 4 === 0) && g.K > 0;
+/**
+ * Whether the register-blocked kernel can run these operands: any shape with K > 0 whose operand
+ * buffers hold at least one vec4 (the kernel binds them as vec4 arrays too; smaller problems are
+ * a handful of products and take the reference kernel).
+ */
+function blockedApplies(g: Geometry, a: Tensor, b: Tensor): boolean {
+  return g.K > 0 && a.buffer.size >= 16 && b.buffer.size >= 16;
 }
+
+/**
+ * Which operands the blocked kernel reads as vec4 (the stored rows hold whole vec4s) and whether K
+ * has a ragged last 4-step (WGSL override constants `VEC_A`, `VEC_B`, `KTAIL`).
+ */
+function vectorFlags(g: Geometry, transA: boolean, transB: boolean): Record<string, number> {
+  return {
+    VEC_A: (transA ? g.M : g.K) % 4 === 0 ? 1 : 0,
+    VEC_B: (transB ? g.K : g.N) % 4 === 0 ? 1 : 0,
+    KTAIL: g.K % 4 === 0 ? 0 : 1,
+  };
+}
+
+/**
+ * Most 4-steps of k one blocked launch sums: longer K is split into launches accumulating into C
+ * (beta 1 after the first), keeping each invocation's loop far below llvmpipe's silent
+ * 65535-iteration cap.
+ */
+export const MATMUL_K4_PER_LAUNCH = 8192;
 
 /** Options of {@link matmulInto}. */
 export interface MatmulIntoOptions {
@@ -103,7 +129,7 @@ export interface MatmulIntoOptions {
   alpha?: number;
   /** Scale of the prior contents of C (0 overwrites, 1 accumulates). Default 0. */
   beta?: number;
-  /** Force a kernel; by default the blocked kernel wherever its preconditions hold. */
+  /** Force a kernel; by default the blocked kernel wherever its preconditions hold (K > 0, operands of at least 4 elements). */
   variant?: MatmulVariant;
   /** Override the adapter's default blocking (benchmarks and tests). */
   blocking?: Partial<MatmulBlocking>;
@@ -121,10 +147,10 @@ export function matmulPlan(
 ): { variant: MatmulVariant; blocking: MatmulBlocking | null } {
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
   const g = geometry(a, b, transA, transB);
-  const fits = blockedApplies(g, transA);
+  const fits = blockedApplies(g, a, b);
   if (opts.variant === "blocked" && !fits) {
     throw new RangeError(
-      `matmul_blocked needs K % 4 == 0, N % 4 == 0 (and M % 4 == 0 with transA): ` +
+      `matmul_blocked needs K > 0 and operands of at least 4 elements: ` +
         `M=${g.M} N=${g.N} K=${g.K}`,
     );
   }
@@ -155,39 +181,57 @@ export async function matmulInto(
   if (c.size !== g.batch * g.M * g.N) {
     throw new RangeError(`matmul output [${c.shape}] does not hold [${g.outShape}]`);
   }
-  const params = packParams(
-    g.M,
-    g.N,
-    g.K,
-    g.batch,
-    g.strideA,
-    g.strideB,
-    g.M * g.N,
-    f32(opts.alpha ?? 1),
-    f32(opts.beta ?? 0),
-  );
+  const alpha = f32(opts.alpha ?? 1);
+  const beta = opts.beta ?? 0;
   const flags = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0 };
   const plan = matmulPlan(gpu, a, b, opts);
   if (g.M * g.N === 0) return;
+  const paramsFor = (betaNow: number, k4Begin: number, k4End: number) =>
+    packParams(
+      g.M,
+      g.N,
+      g.K,
+      g.batch,
+      g.strideA,
+      g.strideB,
+      g.M * g.N,
+      alpha,
+      f32(betaNow),
+      k4Begin,
+      k4End,
+    );
   if (plan.variant === "blocked") {
     const { RG, CG, WG } = plan.blocking!;
-    const p = await pipeline(gpu, "matmul.wgsl", "matmul_blocked", { ...flags, RG, CG, WG });
-    const blocks = Math.ceil(g.M / (4 * RG)) * Math.ceil(g.N / (4 * CG));
+    const p = await pipeline(gpu, "matmul.wgsl", "matmul_blocked", {
+      ...flags,
+      ...vectorFlags(g, transA, transB),
+      RG,
+      CG,
+      WG,
+    });
+    const blocks = Math.ceil(g.M / (4 * RG)) * Math.ceil(Math.ceil(g.N / 4) / CG);
     const groups = Math.ceil(blocks / WG);
     const x = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension);
-    dispatch(gpu, {
-      pipeline: p,
-      buffers: [a, b, c],
-      params,
-      workgroups: [x, Math.ceil(groups / x), g.batch],
-    });
+    const K4 = Math.ceil(g.K / 4);
+    for (let k4 = 0; k4 < K4; k4 += MATMUL_K4_PER_LAUNCH) {
+      dispatch(gpu, {
+        pipeline: p,
+        // A and B twice: as vec4 arrays (bindings 1, 2) and as scalar arrays (bindings 4, 5).
+        buffers: [a, b, c, a, b],
+        params: paramsFor(k4 === 0 ? beta : 1, k4, Math.min(K4, k4 + MATMUL_K4_PER_LAUNCH)),
+        workgroups: [x, Math.ceil(groups / x), g.batch],
+      });
+    }
     return;
+  }
+  if (g.K > 65535) {
+    throw new RangeError(`matmul_naive sums at most 65535 terms per output, got K=${g.K}`);
   }
   const p = await pipeline(gpu, "matmul.wgsl", "matmul_naive", flags);
   dispatch(gpu, {
     pipeline: p,
     buffers: [a, b, c],
-    params,
+    params: paramsFor(beta, 0, 0),
     workgroups: [Math.ceil(g.N / 8), Math.ceil(g.M / 8), g.batch],
   });
 }
