@@ -398,6 +398,8 @@ export const SECTIONS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   // Needs no npm package: random weights and token ids (runs on a bare Deno on GPU machines).
   "train-synthetic": (ctx) =>
     import("./bench/train_synthetic.ts").then((m) => m.trainSyntheticSection(ctx)),
+  // Real USE-lite training steps through the trainer on SciFact texts (npm: the tokenizer).
+  train: (ctx) => import("./bench/train.ts").then((m) => m.trainSection(ctx)),
 };
 
 /** Runs the selected sections and returns the result object. */

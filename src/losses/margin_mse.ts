@@ -14,6 +14,8 @@ import { dispatch, pipeline } from "../gpu/kernels.ts";
 import { packParams } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { cosineSimilarityRows } from "../ops/similarity.ts";
+import { readLines, whitespaceFields } from "../data/lines.ts";
+import { DataFormatError } from "../data/types.ts";
 import { type LossResult, notOnTape, recordLoss, runLoss } from "./common.ts";
 
 /** The teacher's scores of each triple's positive and negative, B numbers each. */
@@ -132,4 +134,128 @@ export async function marginMseLoss(
     n,
     (tape, tq, tp, tn) => marginMseLossTensor(tq, tp, tn!, teacher, { ...options, tape }),
   );
+}
+
+/** One teacher-scored triple of a teacher file. */
+export interface TeacherRow {
+  /** Query id. */
+  qid: string;
+  /** Positive document id. */
+  pos: string;
+  /** Negative document id. */
+  neg: string;
+  /** The teacher's score of (query, positive). */
+  scorePos: number;
+  /** The teacher's score of (query, negative). */
+  scoreNeg: number;
+  /** 1-based line of the file it came from. */
+  lineNo: number;
+}
+
+/** The rows of a teacher file, in file order, with lookup by (qid, pos, neg). */
+export interface TeacherScoreFile {
+  /** The file read. */
+  path: string;
+  /** Every row, in file order. */
+  rows: TeacherRow[];
+  /** The row of a triple, if the file scores it. */
+  get(qid: string, pos: string, neg: string): TeacherRow | undefined;
+}
+
+function teacherKey(qid: string, pos: string, neg: string): string {
+  return `${qid}\t${pos}\t${neg}`;
+}
+
+function teacherNumber(path: string, lineNo: number, name: string, v: unknown): number {
+  const x = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
+  if (typeof x !== "number" || !Number.isFinite(x)) {
+    throw new DataFormatError(path, lineNo, `${name} '${String(v)}' is not a finite number`);
+  }
+  return x;
+}
+
+function teacherId(path: string, lineNo: number, name: string, v: unknown): string {
+  if (typeof v === "number" && Number.isInteger(v)) return String(v);
+  if (typeof v === "string" && v.trim() !== "") return v.trim();
+  throw new DataFormatError(path, lineNo, `missing or empty "${name}"`);
+}
+
+/**
+ * Reads teacher scores for Margin-MSE: the MS MARCO style TSV of Hofstätter et al.
+ * (`score_pos score_neg qid pid_pos pid_neg`, tab- or space-separated, no header), or JSONL
+ * lines `{"qid", "pos", "neg", "score_pos", "score_neg"}` (chosen by a `.jsonl`/`.json` name or a
+ * first line starting with `{`). Errors name the file and line; a triple scored twice with
+ * different scores is an error (repeated identical lines are kept once).
+ *
+ * @example
+ * ```ts
+ * const teacher = await readTeacherScores("bert_cat_ensemble_msmarcopassage_train_scores_ids.tsv");
+ * const row = teacher.get("1185869", "1", "2");
+ * ```
+ */
+export async function readTeacherScores(path: string): Promise<TeacherScoreFile> {
+  const rows: TeacherRow[] = [];
+  const index = new Map<string, TeacherRow>();
+  let jsonl: boolean | null = /\.jsonl?$/i.test(path) ? true : null;
+  for await (const { text, lineNo } of readLines(path)) {
+    if (text.trim() === "") continue;
+    jsonl ??= text.trimStart().startsWith("{");
+    let row: TeacherRow;
+    if (jsonl) {
+      let o: unknown;
+      try {
+        o = JSON.parse(text);
+      } catch (e) {
+        throw new DataFormatError(path, lineNo, `invalid JSON: ${(e as Error).message}`);
+      }
+      if (typeof o !== "object" || o === null || Array.isArray(o)) {
+        throw new DataFormatError(path, lineNo, "expected a JSON object");
+      }
+      const r = o as Record<string, unknown>;
+      for (const key of ["score_pos", "score_neg"]) {
+        if (!(key in r)) throw new DataFormatError(path, lineNo, `missing "${key}"`);
+      }
+      row = {
+        qid: teacherId(path, lineNo, "qid", r.qid),
+        pos: teacherId(path, lineNo, "pos", r.pos),
+        neg: teacherId(path, lineNo, "neg", r.neg),
+        scorePos: teacherNumber(path, lineNo, "score_pos", r.score_pos),
+        scoreNeg: teacherNumber(path, lineNo, "score_neg", r.score_neg),
+        lineNo,
+      };
+    } else {
+      const f = whitespaceFields(text);
+      if (f.length !== 5) {
+        throw new DataFormatError(
+          path,
+          lineNo,
+          `expected 5 fields (score_pos score_neg qid pid_pos pid_neg), found ${f.length}`,
+        );
+      }
+      row = {
+        qid: f[2],
+        pos: f[3],
+        neg: f[4],
+        scorePos: teacherNumber(path, lineNo, "score_pos", f[0]),
+        scoreNeg: teacherNumber(path, lineNo, "score_neg", f[1]),
+        lineNo,
+      };
+    }
+    const key = teacherKey(row.qid, row.pos, row.neg);
+    const prev = index.get(key);
+    if (prev) {
+      if (prev.scorePos !== row.scorePos || prev.scoreNeg !== row.scoreNeg) {
+        throw new DataFormatError(
+          path,
+          lineNo,
+          `triple (${row.qid}, ${row.pos}, ${row.neg}) scored differently on line ${prev.lineNo}`,
+        );
+      }
+      continue;
+    }
+    index.set(key, row);
+    rows.push(row);
+  }
+  if (rows.length === 0) throw new DataFormatError(path, 0, "no teacher scores in the file");
+  return { path, rows, get: (qid, pos, neg) => index.get(teacherKey(qid, pos, neg)) };
 }
