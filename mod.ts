@@ -25,7 +25,7 @@
  * @module
  */
 // The GPU runtime.
-export { getGpu, GpuDeviceLostError, GpuUnavailableError } from "./src/gpu/device.ts";
+export { getGpu, GpuDeviceLostError, GpuError, GpuUnavailableError } from "./src/gpu/device.ts";
 export type { Gpu } from "./src/gpu/device.ts";
 export { KernelCompileError, synchronize } from "./src/gpu/kernels.ts";
 export { Tensor, withArena } from "./src/gpu/tensor.ts";

@@ -25,7 +25,7 @@ import {
   writeEmbeddingCache,
 } from "../src/eval/dense.ts";
 import { loadEncoder } from "../src/models/load.ts";
-import { gpu, randn, rng } from "./helpers.ts";
+import { assertBitEqual, gpu, randn, rng } from "./helpers.ts";
 
 function matrix(count: number, dim: number, data: Float32Array): EmbeddingMatrix {
   return { count, dim, data };
@@ -152,7 +152,7 @@ Deno.test("embedding cache: round trip, misses on other texts or model, bad file
     };
     await writeEmbeddingCache(dir, key, emb);
     const back = await readEmbeddingCache(dir, key);
-    deepStrictEqual(back?.data, emb.data);
+    assertBitEqual(back?.data, emb.data, "cached embeddings");
     strictEqual(back?.dim, 4);
     // Text boundaries matter: ["a", "b", "c"] and ["ab", "c"] hash differently.
     ok((await hashTexts(["ab", "c"])) !== key.textsHash);
@@ -192,7 +192,7 @@ Deno.test("encodeCached, denseRetrieve and rerank with use-lite agree", async ()
     strictEqual(first.cached, false);
     const again = await encodeCached(g, model, texts, { cacheDir: dir });
     strictEqual(again.cached, true);
-    deepStrictEqual(again.data, first.data);
+    assertBitEqual(again.data, first.data, "embeddings again");
     // Other texts, another max length, or another model identity: encoded anew.
     strictEqual((await encodeCached(g, model, texts.slice(1), { cacheDir: dir })).cached, false);
     strictEqual(

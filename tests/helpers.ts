@@ -191,3 +191,22 @@ export function sampleIndices(n: number, count: number, seed: number): number[] 
   }
   return all.slice(0, count).sort((a, b) => a - b);
 }
+
+/**
+ * Bitwise equality of float arrays, reporting the first difference. Use it instead of
+ * deepStrictEqual for large arrays: a failing deepStrictEqual builds a diff of every element.
+ */
+export function assertBitEqual(
+  actual: ArrayLike<number> | undefined,
+  expected: ArrayLike<number>,
+  name = "values",
+): void {
+  if (!actual) throw new Error(`${name} missing`);
+  if (actual.length !== expected.length) {
+    throw new Error(`${name}: length ${actual.length} != expected ${expected.length}`);
+  }
+  const a = new Uint32Array(Float32Array.from(actual).buffer);
+  const e = new Uint32Array(Float32Array.from(expected).buffer);
+  const i = a.findIndex((x, k) => x !== e[k]);
+  if (i >= 0) throw new Error(`${name}[${i}]: ${actual[i]} != ${expected[i]}`);
+}

@@ -2,6 +2,7 @@
 // validation nDCG@10; an interrupted and resumed run ends bit-identical to an uninterrupted one;
 // corrupt or mismatched checkpoints are refused with clear errors; NaN stops training and keeps
 // the last good checkpoint.
+import { assertBitEqual } from "./helpers.ts";
 import { deepStrictEqual, ok, rejects } from "node:assert/strict";
 import type { Doc, Qrels } from "../src/data/types.ts";
 import { Bm25Index } from "../src/eval/bm25.ts";
@@ -72,20 +73,6 @@ async function copyDir(from: string, to: string): Promise<void> {
   for await (const e of Deno.readDir(from)) {
     if (e.isFile) await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
   }
-}
-
-/** Bitwise equality of float arrays, reporting the first difference (no giant diff output). */
-function assertBitEqual(
-  actual: ArrayLike<number> | undefined,
-  expected: ArrayLike<number>,
-  name: string,
-) {
-  ok(actual, `${name} missing`);
-  deepStrictEqual(actual.length, expected.length, `${name}: length`);
-  const a = new Uint32Array(Float32Array.from(actual).buffer);
-  const e = new Uint32Array(Float32Array.from(expected).buffer);
-  const i = a.findIndex((x, k) => x !== e[k]);
-  ok(i < 0, `${name}[${i}]: ${actual[i]} != ${expected[i]}`);
 }
 
 function stepLines(text: string) {

@@ -37,6 +37,18 @@ export class GpuDeviceLostError extends Error {
   }
 }
 
+/** A WebGPU validation or out-of-memory error that no error scope caught. */
+export class GpuError extends Error {
+  /**
+   * Creates the error.
+   * @param message the implementation's message
+   */
+  constructor(message: string) {
+    super(`WebGPU error: ${message}`);
+    this.name = "GpuError";
+  }
+}
+
 /** The acquired adapter and device, and what they granted. */
 export interface Gpu {
   /** The adapter the device came from. */
@@ -53,6 +65,11 @@ export interface Gpu {
   readonly isSoftware: boolean;
   /** Set when the device is lost; every later submission throws it. */
   lost: GpuDeviceLostError | null;
+  /**
+   * The first uncaptured WebGPU error since the last check; the next GPU call throws it (and
+   * clears it), so a bad dispatch fails the operation instead of yielding garbage silently.
+   */
+  error: GpuError | null;
 }
 
 let cached: Promise<Gpu> | null = null;
@@ -119,6 +136,7 @@ async function acquireGpu(): Promise<Gpu> {
     limits: device.limits,
     isSoftware,
     lost: null,
+    error: null,
   };
   device.lost.then((lostInfo) => {
     if (lostInfo.reason === "destroyed") return;
@@ -126,12 +144,18 @@ async function acquireGpu(): Promise<Gpu> {
     console.error(gpu.lost.message);
   });
   device.addEventListener("uncapturederror", (event) => {
-    console.error(`WebGPU error: ${(event as GPUUncapturedErrorEvent).error.message}`);
+    const message = (event as GPUUncapturedErrorEvent).error.message;
+    gpu.error ??= new GpuError(message);
   });
   return gpu;
 }
 
-/** Throws the device-lost error if the device is gone. */
+/** Throws the device-lost error if the device is gone, or a pending uncaptured GPU error. */
 export function assertAlive(gpu: Gpu): void {
   if (gpu.lost) throw gpu.lost;
+  if (gpu.error) {
+    const e = gpu.error;
+    gpu.error = null;
+    throw e;
+  }
 }
