@@ -12,17 +12,12 @@
 import { Tape } from "../src/autodiff/tape.ts";
 import { getGpu, type Gpu } from "../src/gpu/device.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
+import { Rng } from "../src/util/rng.ts";
 
 /** A seeded uniform [0, 1) generator (mulberry32). */
 export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 /** `n` seeded standard-normal samples (Box-Muller), scaled. */

@@ -28,8 +28,8 @@ import { resolveDataset } from "../../src/data/resolve.ts";
 import { synchronize } from "../../src/gpu/kernels.ts";
 import { embedBatch, lengthBatches, padBatch, tokenizeAll } from "../../src/models/encode.ts";
 import { loadEncoder } from "../../src/models/load.ts";
-import { locateUseLite, readAsset, readJsonAsset } from "../../src/models/use_lite_assets.ts";
-import type { TfjsModelJson } from "../../src/models/tfjs_weights.ts";
+import { locateUseLite } from "../../src/models/use_lite_assets.ts";
+import { readTfjsGraphArtifacts } from "../../src/models/tfjs_weights.ts";
 
 /** The USE-lite graph's output node (the L2-normalised embedding). */
 const USE_LITE_OUTPUT = "module_apply_default/Encoder_en/hidden_layers/l2_normalize";
@@ -100,25 +100,7 @@ async function loadTfjsGraph(
   loadGraphModel: typeof import("npm:@tensorflow/tfjs-converter@4.22.0").loadGraphModel,
 ) {
   const assets = await locateUseLite();
-  const mj = await readJsonAsset<TfjsModelJson>(assets.modelJson);
-  const shards = await Promise.all(
-    mj.weightsManifest.flatMap((g) => g.paths).map((p) => readAsset(new URL(p, assets.dir))),
-  );
-  const all = new Uint8Array(shards.reduce((a, s) => a + s.byteLength, 0));
-  let o = 0;
-  for (const s of shards) {
-    all.set(s, o);
-    o += s.byteLength;
-  }
-  const handler = {
-    load: () =>
-      Promise.resolve({
-        modelTopology: mj.modelTopology,
-        weightSpecs: mj.weightsManifest.flatMap((g) => g.weights),
-        weightData: all.buffer,
-        format: "graph-model",
-      }),
-  };
+  const handler = { load: () => readTfjsGraphArtifacts(assets.modelJson) };
   // deno-lint-ignore no-explicit-any
   return await loadGraphModel(handler as any);
 }

@@ -7,6 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { unzipSync } from "npm:fflate@0.8.3";
+import { replaceDir } from "../util/fs.ts";
 import { datasetCacheDir, resolveDataset, type ResolveOptions } from "./resolve.ts";
 
 /** Where BEIR's zips live. */
@@ -87,8 +88,7 @@ export async function downloadBeir(name: string, opts: DownloadOptions = {}): Pr
     throw new Error(`${url}: the zip holds no '${name}/' directory`);
   }
   const dir = `${into}/${name}`;
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
-  await Deno.rename(tmp, dir);
+  await replaceDir(tmp, dir);
   return dir;
 }
 

@@ -35,6 +35,11 @@ export interface Doc {
   text: string;
 }
 
+/** The text a document is encoded as: `title + " " + text`, or the text alone without a title. */
+export function docText(doc: Doc): string {
+  return doc.title ? `${doc.title} ${doc.text}` : doc.text;
+}
+
 /**
  * A malformed input file. The message names the file and, where it applies, the 1-based line
  * number, as `file:line: what is wrong`.

@@ -24,7 +24,7 @@
  * @module
  */
 import { ProgressBar } from "../cli/progress.ts";
-import type { Doc, Run } from "../data/types.ts";
+import { type Doc, docText, type Run } from "../data/types.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { synchronize } from "../gpu/kernels.ts";
 import { Tensor } from "../gpu/tensor.ts";
@@ -419,11 +419,6 @@ export async function encodeCached(
 // ---------------------------------------------------------------------------------------------
 // Retrieval and re-ranking from texts.
 
-/** The text a document is encoded as: `title + " " + text` (the text alone without a title). */
-export function docText(d: Doc): string {
-  return d.title ? `${d.title} ${d.text}` : d.text;
-}
-
 /** Options of {@link denseRetrieve}. */
 export interface DenseRetrieveOptions extends Omit<EncodeCachedOptions, "label"> {
   /** The documents. */
@@ -432,6 +427,11 @@ export interface DenseRetrieveOptions extends Omit<EncodeCachedOptions, "label">
   queries: ReadonlyMap<string, string>;
   /** Documents retrieved per query. Default 1000. */
   k?: number;
+  /**
+   * Longest query in tokens; default the model's maximum (`maxLength` applies to documents:
+   * queries are short, and cutting them to a document budget would lose their words).
+   */
+  queryMaxLength?: number;
   /** Documents per chunk and score budget of the GPU retrieval. */
   retrieve?: RetrieveOptions;
 }
@@ -460,6 +460,7 @@ export async function denseRetrieve(
   const qs = normalizeRows(
     await encodeCached(gpu, model, qids.map((q) => opts.queries.get(q)!), {
       ...common,
+      maxLength: opts.queryMaxLength,
       label: "encode queries",
     }),
   );
@@ -536,6 +537,8 @@ export interface RerankOptions extends Omit<EncodeCachedOptions, "label"> {
   candidates: Run;
   /** Re-rank only each query's best `depth` candidates. Default all. */
   depth?: number;
+  /** Longest query in tokens; default the model's maximum (`maxLength` applies to documents). */
+  queryMaxLength?: number;
 }
 
 /**
@@ -577,6 +580,7 @@ export async function rerank(gpu: Gpu, model: LoadedEncoder, opts: RerankOptions
   const qs = normalizeRows(
     await encodeCached(gpu, model, qids.map((q) => opts.queries.get(q)!), {
       ...common,
+      maxLength: opts.queryMaxLength,
       label: "encode queries",
     }),
   );

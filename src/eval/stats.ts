@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { Rng } from "../util/rng.ts";
 
 const LANCZOS = [
   0.99999999999980993,
@@ -249,16 +250,10 @@ export function tost(
   };
 }
 
-/** A seeded 32-bit PRNG (mulberry32) returning floats in [0, 1). */
+/** A seeded 32-bit PRNG (mulberry32, {@link Rng}) returning floats in [0, 1). */
 export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 /** Quantile with linear interpolation between order statistics (numpy's default, type 7). */

@@ -11,6 +11,7 @@ import { type LoadedEncoder, loadHfEncoder } from "./hf.ts";
 import { type NamedTensor, readModelWeights, writeSafetensors } from "./safetensors.ts";
 import { loadUseLite, USE_LITE_CONFIG } from "./use_lite.ts";
 import { locateUseLite } from "./use_lite_assets.ts";
+import { replaceDir } from "../util/fs.ts";
 
 /** The model type a checkpoint of the embedded default records in its config.json. */
 export const USE_LITE_MODEL_TYPE = "selfmargin-use-lite";
@@ -165,13 +166,7 @@ export async function saveEncoder(
         }
       }
     }
-    // Swap in the new directory; an old one is moved aside first and removed after, so at every
-    // moment one complete checkpoint exists under `dir` or `dir.old`.
-    const old = `${dir}.old`;
-    await Deno.remove(old, { recursive: true }).catch(() => {});
-    const hadOld = await Deno.rename(dir, old).then(() => true, () => false);
-    await Deno.rename(tmp, dir);
-    if (hadOld) await Deno.remove(old, { recursive: true });
+    await replaceDir(tmp, dir);
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;

@@ -205,3 +205,46 @@ export async function loadTfjsWeights(
   }
   return await readTfjsWeights(model.weightsManifest, new URL("./", modelJson), options);
 }
+
+/** A TF.js graph model's artifacts, the shape TF.js's `loadGraphModel` takes from an IO handler. */
+export interface TfjsGraphArtifacts {
+  /** The graph (GraphDef as JSON). */
+  modelTopology: unknown;
+  /** Every weight spec, in byte order. */
+  weightSpecs: TfjsWeightSpec[];
+  /** All shards, concatenated. */
+  weightData: ArrayBuffer;
+  /** Always "graph-model". */
+  format: "graph-model";
+}
+
+/**
+ * Reads `model.json` and its shards into the artifacts TF.js loads a graph model from, without
+ * TF.js: `loadGraphModel({ load: () => readTfjsGraphArtifacts(url) })` (tests and benchmarks
+ * run the original graph this way as an independent reference).
+ */
+export async function readTfjsGraphArtifacts(
+  modelJson: URL,
+  options: ReadTfjsWeightsOptions = {},
+): Promise<TfjsGraphArtifacts> {
+  const read = options.read ?? readAsset;
+  const mj = await readJsonAsset<TfjsModelJson>(modelJson);
+  if (!mj || !Array.isArray(mj.weightsManifest)) {
+    throw new Error(`${modelJson.href}: no weightsManifest`);
+  }
+  const shards = await Promise.all(
+    mj.weightsManifest.flatMap((g) => g.paths).map((p) => read(new URL(p, modelJson))),
+  );
+  const all = new Uint8Array(shards.reduce((a, s) => a + s.byteLength, 0));
+  let at = 0;
+  for (const s of shards) {
+    all.set(s, at);
+    at += s.byteLength;
+  }
+  return {
+    modelTopology: mj.modelTopology,
+    weightSpecs: mj.weightsManifest.flatMap((g) => g.weights),
+    weightData: all.buffer,
+    format: "graph-model",
+  };
+}

@@ -18,10 +18,10 @@ import {
   readMsMarcoQueries,
 } from "../data/msmarco.ts";
 import { compareCodePoints } from "../data/order.ts";
-import { DataFormatError, type Doc, type Qrels } from "../data/types.ts";
+import { DataFormatError, type Doc, docText, type Qrels } from "../data/types.ts";
 import { Bm25Index } from "../eval/bm25.ts";
 import type { TeacherScoreFile } from "../losses/margin_mse.ts";
-import { deriveSeed, Rng } from "./rng.ts";
+import { deriveSeed, Rng } from "../util/rng.ts";
 
 /** One training triple: texts, and ids where the source has them. */
 export interface Triple {
@@ -45,11 +45,6 @@ export interface QuerySet {
   queries: Map<string, string>;
   /** Query id -> document id -> grade. */
   qrels: Qrels;
-}
-
-/** The text a document is encoded as: title and body joined by a space (BEIR's convention). */
-export function docText(doc: Doc): string {
-  return doc.title ? `${doc.title} ${doc.text}` : doc.text;
 }
 
 /** Every (query, document) pair with relevance > 0, in qrels order. */

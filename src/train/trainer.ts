@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { replaceDir } from "../util/fs.ts";
 import { Tape } from "../autodiff/tape.ts";
 import { ProgressBar } from "../cli/progress.ts";
 import type { Qrels, Run } from "../data/types.ts";
@@ -41,7 +42,7 @@ import { saveEncoder } from "../models/load.ts";
 import { type NamedTensor, parseSafetensors, writeSafetensors } from "../models/safetensors.ts";
 import { type Triple, tripleFingerprint, type ValidationData } from "./data.ts";
 import { AdamW, clipGradNorm, type OptimizerState } from "./optimizer.ts";
-import { deriveSeed, Rng } from "./rng.ts";
+import { deriveSeed, Rng } from "../util/rng.ts";
 import { makeSchedule, type Schedule } from "./schedule.ts";
 
 /** The training objectives. */
@@ -445,11 +446,7 @@ async function writeCheckpoint(
     await writeOptimizerState(`${staging}/optimizer.safetensors`, await optimizer.state());
   }
   await Deno.writeTextFile(`${staging}/trainer.json`, JSON.stringify(state, null, 2) + "\n");
-  const old = `${dir}.old`;
-  await Deno.remove(old, { recursive: true }).catch(() => {});
-  const hadOld = await Deno.rename(dir, old).then(() => true, () => false);
-  await Deno.rename(staging, dir);
-  if (hadOld) await Deno.remove(old, { recursive: true });
+  await replaceDir(staging, dir);
 }
 
 /** A checkpoint read back for resuming. */

@@ -10,13 +10,8 @@
 import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { type GraphModel, loadGraphModel } from "npm:@tensorflow/tfjs-converter@4.22.0";
 import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
-import {
-  locateUseLite,
-  readAsset,
-  readJsonAsset,
-  type UseLiteAssets,
-} from "../../src/models/use_lite_assets.ts";
-import type { TfjsModelJson } from "../../src/models/tfjs_weights.ts";
+import { locateUseLite, type UseLiteAssets } from "../../src/models/use_lite_assets.ts";
+import { readTfjsGraphArtifacts } from "../../src/models/tfjs_weights.ts";
 
 /** The graph's output node (the L2-normalised embedding). */
 export const USE_LITE_OUTPUT = "module_apply_default/Encoder_en/hidden_layers/l2_normalize";
@@ -41,26 +36,7 @@ let loaded: Promise<TfjsUseLite> | null = null;
 
 async function load(assets: UseLiteAssets): Promise<TfjsUseLite> {
   await tf.setBackend("cpu");
-  const mj = await readJsonAsset<TfjsModelJson>(assets.modelJson);
-  const weightSpecs = mj.weightsManifest.flatMap((g) => g.weights);
-  const shards = await Promise.all(
-    mj.weightsManifest.flatMap((g) => g.paths).map((p) => readAsset(new URL(p, assets.dir))),
-  );
-  const all = new Uint8Array(shards.reduce((a, s) => a + s.byteLength, 0));
-  let o = 0;
-  for (const s of shards) {
-    all.set(s, o);
-    o += s.byteLength;
-  }
-  const handler = {
-    load: () =>
-      Promise.resolve({
-        modelTopology: mj.modelTopology,
-        weightSpecs,
-        weightData: all.buffer,
-        format: "graph-model",
-      }),
-  };
+  const handler = { load: () => readTfjsGraphArtifacts(assets.modelJson) };
   // deno-lint-ignore no-explicit-any
   const model = await loadGraphModel(handler as any);
   return {
