@@ -51,6 +51,8 @@ export interface BenchOptions {
   blocking?: { RG: number; CG: number };
   /** encode section: SciFact documents to encode (default 1000). */
   docs?: number;
+  /** train section: triples per TF.js step (default 4; 0 skips TF.js). */
+  tfjsBatch?: number;
 }
 
 /** What a section gets: the options, the GPU, and the result object to fill. */
@@ -85,6 +87,8 @@ Options:
                          CG 1..4), e.g. 8x4 = 32x16 outputs per invocation; default per adapter
   --docs N               encode section: first N SciFact documents (default 1000; TF.js's
                          cpu backend takes seconds per document, so e.g. --docs 100)
+  --tfjs-batch N         train section: triples per TF.js step beside ours (default 4, 0 skips
+                         TF.js; its cpu backend takes seconds per triple)
   --help                 this text
 `;
 
@@ -160,6 +164,14 @@ export function parseArgs(args: string[]): BenchOptions | "help" {
         const n = Number(value());
         if (!Number.isInteger(n) || n <= 0) throw new RangeError("--docs takes a positive integer");
         options.docs = n;
+        break;
+      }
+      case "--tfjs-batch": {
+        const n = Number(value());
+        if (!Number.isInteger(n) || n < 0) {
+          throw new RangeError("--tfjs-batch takes a non-negative integer");
+        }
+        options.tfjsBatch = n;
         break;
       }
       case "--blocking": {
