@@ -14,7 +14,7 @@ import type { Gpu } from "../../src/gpu/device.ts";
 import { synchronize } from "../../src/gpu/kernels.ts";
 import { Tensor, withArena } from "../../src/gpu/tensor.ts";
 import { marginLossTensor } from "../../src/losses/margin.ts";
-import type { EncoderConfig } from "../../src/models/config.ts";
+import { type EncoderConfig, USE_LITE_CONFIG } from "../../src/models/config.ts";
 import {
   encoderForward,
   type EncoderParams,
@@ -62,27 +62,7 @@ const BERT_BASE: Arch = {
 const USE_LITE_SHAPE: Arch = {
   name: "use-lite architecture (random weights)",
   inWidth: (l) => (l === 0 ? 256 : 512),
-  config: {
-    family: "use-lite",
-    vocabSize: 8002,
-    hidden: 512,
-    layers: 2,
-    heads: 4,
-    intermediate: 1536,
-    activation: "relu",
-    norm: "pre",
-    layerNormEps: 1e-6,
-    embeddingScale: 2,
-    positions: "sinusoidal",
-    maxPositions: 128,
-    positionOffset: 0,
-    typeVocabSize: 0,
-    relativeAttentionBuckets: 0,
-    relativeAttentionMaxDistance: 0,
-    pooling: "mean",
-    normalize: true,
-    padId: 0,
-  },
+  config: { ...USE_LITE_CONFIG },
 };
 
 let seed = 12345;

@@ -180,3 +180,26 @@ export function configFromHf(
       );
   }
 }
+
+/** USE-lite's architecture (docs/use_lite_graph.md). */
+export const USE_LITE_CONFIG: Readonly<EncoderConfig> = Object.freeze({
+  family: "use-lite",
+  vocabSize: 8002,
+  hidden: 512,
+  layers: 2,
+  heads: 4,
+  intermediate: 1536,
+  activation: "relu",
+  norm: "pre",
+  layerNormEps: 1e-6,
+  embeddingScale: 2,
+  positions: "sinusoidal",
+  maxPositions: 128, // the graph clips inputs to 128 tokens (ClipToMaxLength)
+  positionOffset: 0,
+  typeVocabSize: 0,
+  relativeAttentionBuckets: 0,
+  relativeAttentionMaxDistance: 0,
+  pooling: "mean",
+  normalize: true,
+  padId: 0,
+});

@@ -9,35 +9,14 @@
 import type { Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { loadUseTokenizer, USE_MAX_LENGTH, UseTokenizer } from "../text/use_tokenizer.ts";
-import type { EncoderConfig } from "./config.ts";
+import { USE_LITE_CONFIG } from "./config.ts";
 import type { EncoderParams, Linear, Norm } from "./encoder.ts";
 import type { LoadedEncoder } from "./hf.ts";
 import type { NamedTensor } from "./safetensors.ts";
 import { loadTfjsWeights } from "./tfjs_weights.ts";
 import { loadUseLiteVocab, locateUseLite, type LocateUseLiteOptions } from "./use_lite_assets.ts";
 
-/** USE-lite's architecture (docs/use_lite_graph.md). */
-export const USE_LITE_CONFIG: Readonly<EncoderConfig> = Object.freeze({
-  family: "use-lite",
-  vocabSize: 8002,
-  hidden: 512,
-  layers: 2,
-  heads: 4,
-  intermediate: 1536,
-  activation: "relu",
-  norm: "pre",
-  layerNormEps: 1e-6,
-  embeddingScale: 2,
-  positions: "sinusoidal",
-  maxPositions: USE_MAX_LENGTH,
-  positionOffset: 0,
-  typeVocabSize: 0,
-  relativeAttentionBuckets: 0,
-  relativeAttentionMaxDistance: 0,
-  pooling: "mean",
-  normalize: true,
-  padId: 0,
-});
+export { USE_LITE_CONFIG };
 
 const A = "module_apply_default/Encoder_en/KonaTransformer/Encode/";
 const K = "module/Encoder_en/KonaTransformer/Encode/";
