@@ -107,3 +107,48 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>,
     dx[base + k] += p.scale * y * (in1[base + k] - dot);
   }
 }
+
+// The same softmax with one invocation per row and no workgroup memory or barriers: the row's
+// three passes (max, sum, write) run serially in one invocation, and SIMD lanes take different
+// rows. Faster where barriers are expensive (CPU drivers) and rows are short (attention keys);
+// src/ops/softmax.ts chooses. Rows index r = gid.x + gid.y * nwg.x * WG (grid1d with WG).
+@compute @workgroup_size(WG)
+fn softmax_forward_rows(@builtin(global_invocation_id) gid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let r = gid.x + gid.y * nwg.x * WG;
+  if (r >= p.rows) { return; }
+  let base = r * p.K;
+  let b = r / p.rows_per_batch;
+  var m = LOWEST;
+  var count = 0u;
+  for (var k = 0u; k < p.K; k++) {
+    if (kept(b, k)) {
+      m = max(m, p.scale * in1[base + k]);
+      count++;
+    }
+  }
+  var s = 0.0;
+  for (var k = 0u; k < p.K; k++) {
+    if (kept(b, k)) { s += exp(p.scale * in1[base + k] - m); }
+  }
+  let inv = select(0.0, 1.0 / s, count > 0u);
+  for (var k = 0u; k < p.K; k++) {
+    var y = 0.0;
+    if (kept(b, k)) { y = exp(p.scale * in1[base + k] - m) * inv; }
+    out3[base + k] = y;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn softmax_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>,
+                         @builtin(num_workgroups) nwg: vec3<u32>) {
+  let r = gid.x + gid.y * nwg.x * WG;
+  if (r >= p.rows) { return; }
+  let base = r * p.K;
+  var dot = 0.0;
+  for (var k = 0u; k < p.K; k++) { dot += in1[base + k] * saved_y[base + k]; }
+  for (var k = 0u; k < p.K; k++) {
+    let y = saved_y[base + k];
+    dx[base + k] += p.scale * y * (in1[base + k] - dot);
+  }
+}

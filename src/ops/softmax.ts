@@ -21,9 +21,23 @@ export interface SoftmaxOptions {
   scale?: number;
   /** Record the backward step here. */
   tape?: Tape;
+  /**
+   * Kernel: "rows" (one invocation per row, no barriers) or "workgroup" (one workgroup per row,
+   * tree reductions). Default: "rows" for rows of at most {@link ROW_KERNEL_MAX_K} keys on
+   * software adapters (barriers are expensive there), else "workgroup".
+   */
+  variant?: "rows" | "workgroup";
 }
 
+/**
+ * Longest row the one-invocation-per-row kernel takes: its three serial passes must stay under
+ * llvmpipe's 65535-iteration loop cap.
+ */
+export const ROW_KERNEL_MAX_K = 16384;
+
 const FILE = "softmax.wgsl";
+/** Invocations per workgroup of the kernels in `softmax.wgsl` (its `WG`). */
+const ROW_WG = 64;
 const dummies = new WeakMap<Gpu, Tensor>();
 
 /** A one-element buffer bound in place of an absent mask (never read). */
@@ -72,22 +86,31 @@ export async function softmax(x: Tensor, opts: SoftmaxOptions = {}): Promise<Ten
     mask ? 1 : 0,
     mask?.dtype === "f32" ? 1 : 0,
   );
+  const variant = opts.variant ?? (gpu.isSoftware && K <= ROW_KERNEL_MAX_K ? "rows" : "workgroup");
+  if (variant === "rows" && K > ROW_KERNEL_MAX_K) {
+    throw new RangeError(
+      `softmax: the row kernel takes at most ${ROW_KERNEL_MAX_K} keys, got ${K}`,
+    );
+  }
+  const suffix = variant === "rows" ? "_rows" : "";
+  // The row kernels run WG rows per workgroup; the workgroup kernels one row per workgroup.
+  const grid = variant === "rows" ? grid1d(gpu, rows, ROW_WG) : grid1d(gpu, rows);
   const y = Tensor.zeros(gpu, x.shape);
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, FILE, "softmax_forward"),
+    pipeline: await pipeline(gpu, FILE, `softmax_forward${suffix}`),
     buffers: [x, mask ?? dummyMask(gpu), y],
     params,
-    workgroups: grid1d(gpu, rows),
+    workgroups: grid,
   });
   const tape = opts.tape;
   tape?.record("softmax", [x], y, async () => {
     const dx = tape.grad(x);
     if (!dx) return;
     dispatch(gpu, {
-      pipeline: await pipeline(gpu, FILE, "softmax_backward"),
+      pipeline: await pipeline(gpu, FILE, `softmax_backward${suffix}`),
       buffers: [tape.grad(y)!, y, dx],
       params,
-      workgroups: grid1d(gpu, rows),
+      workgroups: grid,
     });
   });
   return y;
