@@ -66,6 +66,31 @@ fn layernorm_forward(@builtin(workgroup_id) wid: vec3<u32>,
   }
 }
 
+// The same forward with one invocation per row and no barriers (SIMD lanes take different
+// rows): faster where barriers are expensive (CPU drivers); src/ops/layernorm.ts chooses.
+// Row r = gid.x + gid.y * nwg.x * WG.
+@compute @workgroup_size(WG)
+fn layernorm_forward_rows(@builtin(global_invocation_id) gid: vec3<u32>,
+                          @builtin(num_workgroups) nwg: vec3<u32>) {
+  let r = gid.x + gid.y * nwg.x * WG;
+  if (r >= p.rows) { return; }
+  let base = r * p.D;
+  var s = 0.0;
+  for (var c = 0u; c < p.D; c++) { s += f_x[base + c]; }
+  let mean = s / f32(p.D);
+  var q = 0.0;
+  for (var c = 0u; c < p.D; c++) {
+    let d = f_x[base + c] - mean;
+    q += d * d;
+  }
+  let rstd = inverseSqrt(q / f32(p.D) + p.eps);
+  for (var c = 0u; c < p.D; c++) {
+    f_y[base + c] = (f_x[base + c] - mean) * rstd * f_gamma[c] + f_beta[c];
+  }
+  f_mean[r] = mean;
+  f_rstd[r] = rstd;
+}
+
 // layernorm_backward_input: dy, x, gamma, mean, rstd -> dx (+=)
 // With xhat = (x - mean)·rstd and g = dy·gamma:
 //   dx = rstd · (g - mean_c(g) - xhat · mean_c(g · xhat))
@@ -93,6 +118,29 @@ fn layernorm_backward_input(@builtin(workgroup_id) wid: vec3<u32>,
   }
   let m = workgroup_sum(lid, acc) / f32(p.D);
   for (var c = lid; c < p.D; c += WG) {
+    let g = b_dy[base + c] * b_gamma[c];
+    let xhat = (b_x[base + c] - mean) * rstd;
+    b_dx[base + c] += rstd * (g - m.x - xhat * m.y);
+  }
+}
+
+// layernorm_backward_input with one invocation per row (see layernorm_forward_rows).
+@compute @workgroup_size(WG)
+fn layernorm_backward_input_rows(@builtin(global_invocation_id) gid: vec3<u32>,
+                                 @builtin(num_workgroups) nwg: vec3<u32>) {
+  let r = gid.x + gid.y * nwg.x * WG;
+  if (r >= p.rows) { return; }
+  let base = r * p.D;
+  let mean = b_mean[r];
+  let rstd = b_rstd[r];
+  var acc = vec2(0.0, 0.0);
+  for (var c = 0u; c < p.D; c++) {
+    let g = b_dy[base + c] * b_gamma[c];
+    let xhat = (b_x[base + c] - mean) * rstd;
+    acc += vec2(g, g * xhat);
+  }
+  let m = acc / f32(p.D);
+  for (var c = 0u; c < p.D; c++) {
     let g = b_dy[base + c] * b_gamma[c];
     let xhat = (b_x[base + c] - mean) * rstd;
     b_dx[base + c] += rstd * (g - m.x - xhat * m.y);

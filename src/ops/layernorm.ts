@@ -24,7 +24,16 @@ export interface LayerNormOptions {
   eps?: number;
   /** Record the backward step here. */
   tape?: Tape;
+  /**
+   * Row kernels: "rows" (one invocation per row, no barriers) or "workgroup" (one workgroup per
+   * row, tree reductions). Default "rows" on software adapters for rows of at most
+   * {@link ROW_KERNEL_MAX_D} columns (barriers are expensive there), else "workgroup".
+   */
+  variant?: "rows" | "workgroup";
 }
+
+/** Widest row the one-invocation-per-row kernels take (3 serial passes under llvmpipe's cap). */
+export const ROW_KERNEL_MAX_D = 16384;
 
 /**
  * y = (x - mean)/sqrt(var + eps) · gamma + beta over the last dimension (biased variance, as in
@@ -58,11 +67,17 @@ export async function layerNorm(
   const y = Tensor.zeros(gpu, x.shape);
   const mean = Tensor.zeros(gpu, [rows]);
   const rstd = Tensor.zeros(gpu, [rows]);
+  const variant = opts.variant ?? (gpu.isSoftware && D <= ROW_KERNEL_MAX_D ? "rows" : "workgroup");
+  if (variant === "rows" && D > ROW_KERNEL_MAX_D) {
+    throw new RangeError(`layerNorm: the row kernel takes at most ${ROW_KERNEL_MAX_D} columns`);
+  }
+  const suffix = variant === "rows" ? "_rows" : "";
+  const rowGrid = variant === "rows" ? grid1d(gpu, rows, WG) : grid1d(gpu, rows);
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, FILE, "layernorm_forward"),
+    pipeline: await pipeline(gpu, FILE, `layernorm_forward${suffix}`),
     buffers: [x, gamma, beta, y, mean, rstd],
     params,
-    workgroups: grid1d(gpu, rows),
+    workgroups: rowGrid,
   });
   const tape = opts.tape;
   const recorded = tape?.record("layerNorm", [x, gamma, beta], y, async () => {
@@ -70,10 +85,10 @@ export async function layerNorm(
     const dx = tape.grad(x), dgamma = tape.grad(gamma), dbeta = tape.grad(beta);
     if (dx) {
       dispatch(gpu, {
-        pipeline: await pipeline(gpu, FILE, "layernorm_backward_input"),
+        pipeline: await pipeline(gpu, FILE, `layernorm_backward_input${suffix}`),
         buffers: [dy, x, gamma, mean, rstd, dx],
         params,
-        workgroups: grid1d(gpu, rows),
+        workgroups: rowGrid,
       });
     }
     if (dgamma || dbeta) {
