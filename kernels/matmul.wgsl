@@ -82,6 +82,10 @@ override KTAIL: bool = false; // K % 4 != 0
 @group(0) @binding(2) var<storage, read> B4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> As: array<f32>;
 @group(0) @binding(5) var<storage, read> Bs: array<f32>;
+// A bias added to every row of C in the first launch (k4Begin == 0): C = alpha·op(A)·op(B) +
+// beta·C + bias[col]. HAS_BIAS false binds a one-element placeholder that is never read.
+override HAS_BIAS: bool = false;
+@group(0) @binding(6) var<storage, read> bias: array<f32>;
 
 // Zeroes v where k is past K (only compiled in when K % 4 != 0).
 fn k_mask(v: vec4<f32>, k: u32) -> vec4<f32> {
@@ -186,10 +190,11 @@ fn load_x(base: u32, k4: u32, c: u32) -> mat4x4<f32> {
   );
 }
 
-// C[ci] = alpha·v + beta·C[ci].
-fn store1(ci: u32, v: f32) {
+// C[ci] = alpha·v + beta·C[ci] (+ bias[col] in the first launch).
+fn store1(ci: u32, v: f32, col: u32) {
   var out = p.alpha * v;
   if (p.beta != 0.0) { out += p.beta * C[ci]; }
+  if (HAS_BIAS && p.k4Begin == 0u) { out += bias[col]; }
   C[ci] = out;
 }
 
@@ -202,10 +207,10 @@ fn store_block(base: u32, r: u32, c: u32, acc: mat4x4<f32>) {
     if (row < p.M) {
       let ci = base + row * p.N + col;
       let v = acc[i];
-      store1(ci, v.x);
-      if (col + 1u < p.N) { store1(ci + 1u, v.y); }
-      if (col + 2u < p.N) { store1(ci + 2u, v.z); }
-      if (col + 3u < p.N) { store1(ci + 3u, v.w); }
+      store1(ci, v.x, col);
+      if (col + 1u < p.N) { store1(ci + 1u, v.y, col + 1u); }
+      if (col + 2u < p.N) { store1(ci + 2u, v.z, col + 2u); }
+      if (col + 3u < p.N) { store1(ci + 3u, v.w, col + 3u); }
     }
   }
 }

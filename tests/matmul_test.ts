@@ -155,3 +155,27 @@ Deno.test("blocked matmul splits a long K into accumulating launches (ragged, tr
   assertClose(await tc.read(), ref.map((v, i) => 2 * v + c0[i]), { atol: 5e-3, rtol: 1e-5 });
   for (const t of [ta, tb, tc]) t.destroy();
 });
+
+Deno.test("linear: x·op(W) + b with the bias fused into the kernel's store, with gradients", async () => {
+  const { linear } = await import("../src/ops/matmul.ts");
+  // Ragged shapes on the blocked kernel and one tiny shape on the reference path. (A K long
+  // enough to split across launches is too slow to check here; the kernel adds the bias only in
+  // the launch with k4Begin == 0.)
+  const cases: [number, number, number][] = [[37, 20, 13], [64, 48, 40], [2, 1, 1]];
+  for (const [M, N, K] of cases) {
+    for (const transB of [false, true]) {
+      await checkOp({
+        name: `linear ${M}x${N}x${K} transB=${transB}`,
+        inputs: [{ shape: [M, K] }, { shape: transB ? [N, K] : [K, N] }, { shape: [N] }],
+        forward: (tape, x, w, b) => linear(x, w, b, { transB, tape }),
+        reference: (x, w, b) => {
+          const y = matmulRef(x, w, [1, M, N, K], false, transB);
+          for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) y[i * N + j] += b[j];
+          return y;
+        },
+        forwardTol: { atol: 2e-5 * Math.sqrt(K), rtol: 1e-5 },
+        gradTol: { atol: 1e-4 * Math.sqrt(Math.max(M, N, K)), rtol: 1e-4 },
+      });
+    }
+  }
+});

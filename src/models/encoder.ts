@@ -18,7 +18,7 @@ import { add, biasAdd, scale } from "../ops/elementwise.ts";
 import { embedding } from "../ops/embedding.ts";
 import { layerNorm } from "../ops/layernorm.ts";
 import { swap12, takeRow } from "../ops/layout.ts";
-import { matmul } from "../ops/matmul.ts";
+import { linear, matmul } from "../ops/matmul.ts";
 import { l2Normalize, maskedMean } from "../ops/reduce.ts";
 import { softmax } from "../ops/softmax.ts";
 import type { EncoderConfig } from "./config.ts";
@@ -111,7 +111,7 @@ function outWidth(l: Linear): number {
 }
 
 async function dense(x: Tensor, l: Linear, tape?: Tape): Promise<Tensor> {
-  return await biasAdd(await matmul(x, l.weight, { transB: l.outIn, tape }), l.bias, { tape });
+  return await linear(x, l.weight, l.bias, { transB: l.outIn, tape });
 }
 
 /** MPNet's relative position bucket (T5-style, bidirectional), as Hugging Face computes it. */

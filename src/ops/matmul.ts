@@ -11,6 +11,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { dispatch, pipeline } from "../gpu/kernels.ts";
 import { f32, packParams } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
+import { biasAdd, columnSumInto } from "./elementwise.ts";
 
 /** Options of {@link matmul}. */
 export interface MatmulOptions {
@@ -133,6 +134,20 @@ export interface MatmulIntoOptions {
   variant?: MatmulVariant;
   /** Override the adapter's default blocking (benchmarks and tests). */
   blocking?: Partial<MatmulBlocking>;
+  /** Added to every row of C ([N]), in the kernel's store (the blocked kernel only). */
+  bias?: Tensor;
+}
+
+const placeholders = new WeakMap<Gpu, Tensor>();
+
+/** A one-element buffer bound where the blocked kernel's bias binding is unused. */
+function placeholder(gpu: Gpu): Tensor {
+  let t = placeholders.get(gpu);
+  if (!t || t.destroyed) {
+    t = Tensor.zeros(gpu, [1], "f32", "matmul no-bias");
+    placeholders.set(gpu, t);
+  }
+  return t;
 }
 
 /**
@@ -208,6 +223,7 @@ export async function matmulInto(
       RG,
       CG,
       WG,
+      HAS_BIAS: opts.bias ? 1 : 0,
     });
     const blocks = Math.ceil(g.M / (4 * RG)) * Math.ceil(Math.ceil(g.N / 4) / CG);
     const groups = Math.ceil(blocks / WG);
@@ -216,14 +232,16 @@ export async function matmulInto(
     for (let k4 = 0; k4 < K4; k4 += MATMUL_K4_PER_LAUNCH) {
       dispatch(gpu, {
         pipeline: p,
-        // A and B twice: as vec4 arrays (bindings 1, 2) and as scalar arrays (bindings 4, 5).
-        buffers: [a, b, c, a, b],
+        // A and B twice: as vec4 arrays (bindings 1, 2) and as scalar arrays (bindings 4, 5);
+        // the bias (or a placeholder) at 6.
+        buffers: [a, b, c, a, b, opts.bias ?? placeholder(gpu)],
         params: paramsFor(k4 === 0 ? beta : 1, k4, Math.min(K4, k4 + MATMUL_K4_PER_LAUNCH)),
         workgroups: [x, Math.ceil(groups / x), g.batch],
       });
     }
     return;
   }
+  if (opts.bias) throw new RangeError("matmul: a fused bias needs the blocked kernel");
   if (g.K > 65535) {
     throw new RangeError(`matmul_naive sums at most 65535 terms per output, got K=${g.K}`);
   }
@@ -268,6 +286,53 @@ export async function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Pr
     if (db) await matmulBackwardB(gpu, a, dc, db, transA, transB, alpha);
   });
   return c;
+}
+
+/** Options of {@link linear}. */
+export interface LinearOptions {
+  /** W is stored [out, in] (torch.nn.Linear) rather than [in, out]. */
+  transB?: boolean;
+  /** Record the backward step here. */
+  tape?: Tape;
+}
+
+/**
+ * A dense layer y = x·op(W) + b for x [rows, in], with the bias added in the matmul kernel's
+ * store (no separate pass over y). Backward: dx += dy·op(W)ᵀ, dW += (xᵀ·dy in W's layout),
+ * db += Σ_rows dy.
+ *
+ * @example
+ * ```ts
+ * const h = await linear(x, w, b, { tape }); // w [in, out], b [out]
+ * ```
+ */
+export async function linear(
+  x: Tensor,
+  w: Tensor,
+  b: Tensor,
+  opts: LinearOptions = {},
+): Promise<Tensor> {
+  const gpu = x.gpu;
+  const transB = opts.transB ?? false;
+  const g = geometry(x, w, false, transB);
+  if (x.shape.length !== 2 || w.shape.length !== 2 || b.size !== g.N) {
+    throw new RangeError(`linear: x [${x.shape}], W [${w.shape}], b [${b.shape}] do not fit`);
+  }
+  if (matmulPlan(gpu, x, w, { transB }).variant !== "blocked") {
+    // Tiny operands: the reference kernel and a separate bias pass.
+    return await biasAdd(await matmul(x, w, { transB, tape: opts.tape }), b, { tape: opts.tape });
+  }
+  const y = Tensor.zeros(gpu, g.outShape);
+  await matmulInto(gpu, x, w, y, { transB, bias: b });
+  const tape = opts.tape;
+  tape?.record("linear", [x, w, b], y, async () => {
+    const dy = tape.grad(y)!;
+    const dx = tape.grad(x), dw = tape.grad(w), db = tape.grad(b);
+    if (dx) await matmulBackwardA(gpu, dy, w, dx, false, transB, 1);
+    if (dw) await matmulBackwardB(gpu, x, dy, dw, false, transB, 1);
+    if (db) await columnSumInto(gpu, dy, db);
+  });
+  return y;
 }
 
 // dA for C = alpha·op(A)·op(B). With op(A) = A: dA = alpha·dC·op(B)ᵀ; with op(A) = Aᵀ:
