@@ -33,8 +33,8 @@ export type { DType } from "./src/gpu/tensor.ts";
 export { Tape } from "./src/autodiff/tape.ts";
 
 // Ops (each with its hand-written backward, recorded on a tape when one is given).
-export { matmul } from "./src/ops/matmul.ts";
-export type { MatmulOptions } from "./src/ops/matmul.ts";
+export { linear, matmul } from "./src/ops/matmul.ts";
+export type { LinearOptions, MatmulOptions } from "./src/ops/matmul.ts";
 export { add, biasAdd, mul, scale } from "./src/ops/elementwise.ts";
 export { gelu, relu, tanh } from "./src/ops/activation.ts";
 export { layerNorm } from "./src/ops/layernorm.ts";
