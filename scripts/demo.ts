@@ -378,7 +378,7 @@ function lossSeries(steps: any[]): Record<string, unknown>[] {
     const window = steps.slice(Math.max(0, i - 9), i + 1);
     const mean = window.reduce((acc, w) => acc + w.loss, 0) / window.length;
     rows.push({ step: r.step, loss: r.loss, series: "per batch" });
-    rows.push({ step: r.step, loss: mean, series: "mean of the last 10 batches" });
+    rows.push({ step: r.step, loss: mean, series: "10-batch mean" });
   });
   return rows;
 }
