@@ -21,10 +21,13 @@ fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
 }
 
-// src is [A, B, C, D]; dst is [A, C, B, D]. dst = src swapped (forward) ...
+// src is [A, B, C, D]; dst is [A, C, B, D]: dst = src swapped (forward), or dst += src swapped
+// with ACCUMULATE (backward: src is dy [A, C, B, D], given with B and C exchanged).
+override ACCUMULATE: bool = false;
+
 @compute @workgroup_size(WG)
-fn swap12_forward(@builtin(global_invocation_id) gid: vec3<u32>,
-                  @builtin(num_workgroups) nwg: vec3<u32>) {
+fn swap12(@builtin(global_invocation_id) gid: vec3<u32>,
+          @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat(gid, nwg);
   if (i >= p.A * p.B * p.C * p.D) { return; }
   // i indexes dst [A, C, B, D]
@@ -32,20 +35,8 @@ fn swap12_forward(@builtin(global_invocation_id) gid: vec3<u32>,
   let b = (i / p.D) % p.B;
   let c = (i / (p.D * p.B)) % p.C;
   let a = i / (p.D * p.B * p.C);
-  dst[i] = src[((a * p.B + b) * p.C + c) * p.D + d];
-}
-
-// ... and dst += src swapped (backward: src is dy [A, C, B, D] given with B, C exchanged).
-@compute @workgroup_size(WG)
-fn swap12_backward(@builtin(global_invocation_id) gid: vec3<u32>,
-                   @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
-  if (i >= p.A * p.B * p.C * p.D) { return; }
-  let d = i % p.D;
-  let b = (i / p.D) % p.B;
-  let c = (i / (p.D * p.B)) % p.C;
-  let a = i / (p.D * p.B * p.C);
-  dst[i] += src[((a * p.B + b) * p.C + c) * p.D + d];
+  let v = src[((a * p.B + b) * p.C + c) * p.D + d];
+  if (ACCUMULATE) { dst[i] += v; } else { dst[i] = v; }
 }
 
 // src is [A, R, D] (R in p.B, the row r in p.C); dst is [A, D].

@@ -24,8 +24,9 @@ async function launch(
   buffers: Bindable[],
   dims: [number, number, number, number],
   n: number,
+  constants: Record<string, number> = {},
 ): Promise<void> {
-  const p = await pipeline(gpu, "layout.wgsl", entry);
+  const p = await pipeline(gpu, "layout.wgsl", entry, constants);
   dispatch(gpu, {
     pipeline: p,
     buffers,
@@ -48,11 +49,13 @@ export async function swap12(x: Tensor, opts: LayoutOptions = {}): Promise<Tenso
   const [A, B, C, D] = x.shape;
   const gpu = x.gpu;
   const y = Tensor.zeros(gpu, [A, C, B, D]);
-  await launch(gpu, "swap12_forward", [x, y], [A, B, C, D], y.size);
+  await launch(gpu, "swap12", [x, y], [A, B, C, D], y.size);
   const tape = opts.tape;
   tape?.record("swap12", [x], y, async () => {
     const dx = tape.grad(x);
-    if (dx) await launch(gpu, "swap12_backward", [tape.grad(y)!, dx], [A, C, B, D], y.size);
+    if (dx) {
+      await launch(gpu, "swap12", [tape.grad(y)!, dx], [A, C, B, D], y.size, { ACCUMULATE: 1 });
+    }
   });
   return y;
 }
