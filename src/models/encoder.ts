@@ -171,12 +171,16 @@ async function embed(
 ): Promise<Tensor> {
   const n = b.batch * b.seq;
   const ids = Tensor.from(gpu, b.ids, [n], "i32");
-  let x = await embedding(p.wordEmbeddings, ids, { tape });
+  // The ids are on the host already: handing them over spares each backward a read-back.
+  let x = await embedding(p.wordEmbeddings, ids, { tape, hostIds: b.ids });
   if (cfg.embeddingScale !== 1) x = await scale(x, cfg.embeddingScale, { tape });
   if (cfg.positions === "learned") {
     if (!p.positionEmbeddings) throw new Error("encoder: learned positions need a table");
-    const pos = Tensor.from(gpu, positionIds(cfg, b), [n], "i32");
-    x = await add(x, await embedding(p.positionEmbeddings, pos, { tape }), { tape });
+    const hostPos = positionIds(cfg, b);
+    const pos = Tensor.from(gpu, hostPos, [n], "i32");
+    x = await add(x, await embedding(p.positionEmbeddings, pos, { tape, hostIds: hostPos }), {
+      tape,
+    });
   } else {
     const width = p.wordEmbeddings.shape[1];
     const signal = Tensor.from(gpu, sinusoidalPositions(b.seq, width), [b.seq * width]);
@@ -184,8 +188,11 @@ async function embed(
     x = x.reshape([n, width]);
   }
   if (p.tokenTypeEmbeddings) {
+    const hostTypes = new Int32Array(n);
     const types = Tensor.zeros(gpu, [n], "i32");
-    x = await add(x, await embedding(p.tokenTypeEmbeddings, types, { tape }), { tape });
+    x = await add(x, await embedding(p.tokenTypeEmbeddings, types, { tape, hostIds: hostTypes }), {
+      tape,
+    });
   }
   if (p.embeddingNorm) {
     x = await layerNorm(x, p.embeddingNorm.weight, p.embeddingNorm.bias, {
@@ -216,7 +223,7 @@ async function relativeBias(
   const ids = Tensor.from(gpu, buckets, [seq * seq], "i32");
   const nh = cfg.heads;
   // [S*S, nh] -> [1, S*S, nh, 1] -> swap -> [1, nh, S*S, 1] = [nh, S, S]
-  const gathered = await embedding(table, ids, { tape });
+  const gathered = await embedding(table, ids, { tape, hostIds: buckets });
   const swapped = await swap12(gathered.reshape([1, seq * seq, nh, 1]), { tape });
   return swapped.reshape([nh * seq * seq]);
 }

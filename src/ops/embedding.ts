@@ -22,6 +22,11 @@ const FILE = "embedding.wgsl";
 export interface EmbeddingOptions {
   /** Record the backward step (into the table's gradient) here. */
   tape?: Tape;
+  /**
+   * The ids' values on the host, when the caller has them: the backward then groups them
+   * without reading the id tensor back from the GPU (a round trip per step).
+   */
+  hostIds?: ArrayLike<number>;
 }
 
 /** The positions of each distinct in-range id, CSR-style (ids ascending, positions ascending). */
@@ -108,7 +113,7 @@ export async function embedding(
   tape?.record("embedding", [table], out, async () => {
     const dtable = tape.grad(table);
     if (!dtable || n === 0 || D === 0) return;
-    const host = await ids.read();
+    const host = opts.hostIds ?? await ids.read();
     const groups = groupIds(host, V);
     const U = groups.ids.length;
     if (U === 0) return;
