@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { withPhase } from "../gpu/profile.ts";
 import { Tensor } from "../gpu/tensor.ts";
 
 /** A recorded backward step; it reads `tape.grad(output)` and accumulates into its inputs. */
@@ -72,6 +73,10 @@ export class Tape {
    * of watched tensors stay readable through {@link Tape.grad}.
    */
   async backward(output: Tensor, seed?: ArrayLike<number>): Promise<void> {
+    await withPhase(output.gpu, "backward", () => this.#backward(output, seed));
+  }
+
+  async #backward(output: Tensor, seed?: ArrayLike<number>): Promise<void> {
     const g = this.grad(output);
     if (!g) throw new Error("backward: the output does not depend on any watched tensor");
     g.write(seed ?? new Float32Array(output.size).fill(1));

@@ -40,7 +40,29 @@ export function kernelSource(file: string): Promise<string> {
   return source;
 }
 
+/** Host-side counts of GPU traffic since the GPU was acquired (see {@link gpuCounters}). */
+export interface GpuCounters {
+  /** Kernel launches recorded. */
+  dispatches: number;
+  /** Queue submissions. */
+  submits: number;
+  /** Buffers mapped for reading (`mapAsync`): each blocks until the GPU is done. */
+  readbacks: number;
+  /** Explicit waits for the queue (`onSubmittedWorkDone`). */
+  waits: number;
+}
+
+/**
+ * Called for each launch with the pipeline's label (`file#entryPoint#constants`); a returned
+ * descriptor puts the launch in a compute pass of its own with those timestamp writes.
+ */
+export type DispatchObserver = (
+  label: string,
+) => GPUComputePassTimestampWrites | undefined;
+
 interface GpuCaches {
+  counters: GpuCounters;
+  observer: DispatchObserver | null;
   modules: Map<string, Promise<GPUShaderModule>>;
   pipelines: Map<string, Promise<GPUComputePipeline>>;
   encoder: GPUCommandEncoder | null;
@@ -55,6 +77,8 @@ function cachesOf(gpu: Gpu): GpuCaches {
   let c = caches.get(gpu);
   if (!c) {
     c = {
+      counters: { dispatches: 0, submits: 0, readbacks: 0, waits: 0 },
+      observer: null,
       modules: new Map(),
       pipelines: new Map(),
       encoder: null,
@@ -65,6 +89,19 @@ function cachesOf(gpu: Gpu): GpuCaches {
     caches.set(gpu, c);
   }
   return c;
+}
+
+/**
+ * The live counters of `gpu`'s traffic (launches, submits, read-backs, waits); copy them to
+ * compare two moments.
+ */
+export function gpuCounters(gpu: Gpu): GpuCounters {
+  return cachesOf(gpu).counters;
+}
+
+/** Installs (or, with null, removes) the observer of every launch; used by the profiler. */
+export function setDispatchObserver(gpu: Gpu, observer: DispatchObserver | null): void {
+  cachesOf(gpu).observer = observer;
 }
 
 function formatMessages(file: string, info: GPUCompilationInfo): string[] {
@@ -192,11 +229,22 @@ export function dispatch(gpu: Gpu, d: Dispatch): void {
     entries,
   });
   if (!c.encoder) c.encoder = gpu.device.createCommandEncoder();
+  const timestampWrites = c.observer?.(d.pipeline.label);
+  if (timestampWrites) {
+    // Profiling: the launch gets a pass of its own, timed on the GPU clock.
+    c.pass?.end();
+    c.pass = c.encoder.beginComputePass({ timestampWrites });
+  }
   if (!c.pass) c.pass = c.encoder.beginComputePass();
   c.pass.setPipeline(d.pipeline);
   c.pass.setBindGroup(0, bindGroup);
   c.pass.dispatchWorkgroups(x, y, z);
+  if (timestampWrites) {
+    c.pass.end();
+    c.pass = null;
+  }
   c.pendingDispatches++;
+  c.counters.dispatches++;
   // Keep command buffers bounded so memory for transient uniforms stays small.
   if (c.pendingDispatches >= 256) flush(gpu);
 }
@@ -236,6 +284,7 @@ export function flush(gpu: Gpu): void {
     c.pass = null;
   }
   gpu.device.queue.submit([c.encoder.finish()]);
+  c.counters.submits++;
   c.encoder = null;
   c.pendingDispatches = 0;
   for (const b of c.transient) b.destroy();
@@ -245,6 +294,7 @@ export function flush(gpu: Gpu): void {
 /** Submits recorded work and waits until the GPU has finished it. */
 export async function synchronize(gpu: Gpu): Promise<void> {
   flush(gpu);
+  cachesOf(gpu).counters.waits++;
   await gpu.device.queue.onSubmittedWorkDone();
   assertAlive(gpu);
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import { assertAlive, type Gpu } from "./device.ts";
-import { encoder, flush } from "./kernels.ts";
+import { encoder, flush, gpuCounters } from "./kernels.ts";
 
 /** Element types a tensor can hold. */
 export type DType = "f32" | "i32" | "u32";
@@ -158,6 +158,7 @@ export class Tensor<D extends DType = DType> {
     });
     if (bytes > 0) encoder(this.gpu).copyBufferToBuffer(this.buffer, 0, staging, 0, bytes);
     flush(this.gpu);
+    gpuCounters(this.gpu).readbacks++;
     await staging.mapAsync(GPUMapMode.READ);
     assertAlive(this.gpu);
     const out = new ARRAY_OF[this.dtype](staging.getMappedRange().slice(0, bytes));

@@ -12,6 +12,7 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import { dispatch, grid1d, pipeline } from "../gpu/kernels.ts";
+import { withPhase } from "../gpu/profile.ts";
 import { f32, packParams } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 
@@ -195,6 +196,10 @@ export abstract class AdamBase {
    * the current command encoder; it runs at the next flush or read.
    */
   async step(grads: Map<string, Tensor>, lr: number = this.lr): Promise<void> {
+    await withPhase(this.#gpu, "optimizer", () => this.#update(grads, lr));
+  }
+
+  async #update(grads: Map<string, Tensor>, lr: number): Promise<void> {
     checkLr(lr);
     for (const [name, g] of grads) {
       const slot = this.#slots.get(name);
@@ -387,6 +392,16 @@ export async function clipGradNorm(
   grads: Map<string, Tensor> | Tensor[],
   maxNorm: number,
   opts: ClipOptions = {},
+): Promise<GradNorm> {
+  const first = grads instanceof Map ? grads.values().next().value : grads[0];
+  if (!first) return await gradNorm(grads, maxNorm, opts);
+  return await withPhase(first.gpu, "optimizer", () => gradNorm(grads, maxNorm, opts));
+}
+
+async function gradNorm(
+  grads: Map<string, Tensor> | Tensor[],
+  maxNorm: number,
+  opts: ClipOptions,
 ): Promise<GradNorm> {
   if (!(maxNorm > 0)) throw new RangeError(`maxNorm must be positive: ${maxNorm}`);
   const named: [string, Tensor][] = grads instanceof Map
