@@ -89,6 +89,8 @@ Options:
                          cpu backend takes seconds per document, so e.g. --docs 100)
   --tfjs-batch N         train section: triples per TF.js step beside ours (default 4, 0 skips
                          TF.js; its cpu backend takes seconds per triple)
+                         (torch section: the same step in PyTorch on the CPU, needs
+                         python3-torch; after train, e.g. --only train,torch, it adds the ratio)
   --help                 this text
 `;
 
@@ -412,6 +414,10 @@ export const SECTIONS: Record<string, (ctx: BenchContext) => Promise<void>> = {
     import("./bench/train_synthetic.ts").then((m) => m.trainSyntheticSection(ctx)),
   // Real USE-lite training steps through the trainer on SciFact texts (npm: the tokenizer).
   train: (ctx) => import("./bench/train.ts").then((m) => m.trainSection(ctx)),
+  // The train step in PyTorch on the CPU (python3-torch), with the ratio after `train`.
+  torch: (ctx) => import("./bench/torch.ts").then((m) => m.torchSection(ctx)),
+  // Where one training step's and one encode batch's time goes, per op family and phase.
+  profile: (ctx) => import("./bench/profile.ts").then((m) => m.profileSection(ctx)),
 };
 
 /** Runs the selected sections and returns the result object. */
