@@ -16,14 +16,16 @@ import {
   beirTriples,
   loadBeirTraining,
   loadMsMarcoTraining,
+  missingPositivesWarning,
   type NegativeSource,
   type QuerySet,
   teacherScoresFor,
   type Triple,
   validationData,
 } from "../src/train/data.ts";
-import { type LossKind, train, type TrainOptions } from "../src/train/trainer.ts";
+import { checkOutDir, type LossKind, train, type TrainOptions } from "../src/train/trainer.ts";
 import type { Doc } from "../src/data/types.ts";
+import { lockDir } from "../src/util/lock.ts";
 
 const HELP = `deno task train — fine-tune a bi-encoder (self-distillation with relevance margins)
 
@@ -76,8 +78,14 @@ Optimisation:
   --seed S              seed of negatives, validation split and data order (default 1)
 
 Output:
-  --out DIR             output directory: last/, best/ (model directories), log.jsonl
-  --resume              continue the run in --out from last/ (same flags and data)
+  --out DIR             output directory: last/, best/ (model directories), log.jsonl,
+                        args.json; refused when it already holds a run (any of these), so
+                        nothing is overwritten. While a run uses it, DIR/.lock names its pid;
+                        a second run on DIR is refused
+  --resume              continue the run in --out from last/ (same flags and data); a save
+                        interrupted mid-way (last.old/) is recovered
+  --break-lock          take over a stale DIR/.lock (its run no longer runs on this host);
+                        never a live one, nor one of another host
   --stop-after N        stop after N steps of this invocation, saving last/ (then --resume)
   --quiet               no progress bar
   -h, --help            this text`;
@@ -138,6 +146,7 @@ async function main(): Promise<void> {
         seed: { type: "string" },
         out: { type: "string" },
         resume: { type: "boolean", default: false },
+        "break-lock": { type: "boolean", default: false },
         "stop-after": { type: "string" },
         quiet: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -173,6 +182,15 @@ async function main(): Promise<void> {
     : { count: Math.round(valArg) };
   const valDepth = num(v["val-depth"], "--val-depth", 100, true);
   const say = (m: string) => console.error(m);
+  // Refuse a used or locked --out before loading data; the lock is held until the end.
+  await checkOutDir(v.out, v.resume!);
+  await using lock = await lockDir(v.out, {
+    breakStale: v["break-lock"],
+    breakHint: "pass --break-lock",
+  });
+  if (lock.broken) {
+    say(`took over the stale lock of pid ${lock.broken.pid} (since ${lock.broken.started})`);
+  }
 
   // ---- data -------------------------------------------------------------------------------
   let triples: Triple[];
@@ -218,6 +236,8 @@ async function main(): Promise<void> {
         (built.stats.randomFallbacks ? ` (${built.stats.randomFallbacks} random fallbacks)` : "") +
         (validation ? `; ${validation.qrels.size} validation queries carved from train` : ""),
     );
+    const missing = missingPositivesWarning(built.stats);
+    if (missing) say(`warning: ${missing}`);
   }
   let teacher: { pos: Float32Array; neg: Float32Array } | undefined;
   if (loss === "margin-mse") {
@@ -256,19 +276,15 @@ async function main(): Promise<void> {
     seed,
     outDir: v.out,
     resume: v.resume,
+    lock,
+    // args.json: written by train once a fresh run is accepted, never by a refused one.
+    args: { args: Deno.args, seed, adapter: gpu.adapterName },
     stopAfter: v["stop-after"] ? num(v["stop-after"], "--stop-after", 0, true) : undefined,
     progress: !v.quiet,
     log: say,
   };
   if (opts.docLength > model.maxLength || opts.queryLength > model.maxLength) {
     say(`lengths clamped to the model's maximum of ${model.maxLength} tokens`);
-  }
-  await Deno.mkdir(v.out, { recursive: true });
-  if (!v.resume) {
-    await Deno.writeTextFile(
-      `${v.out}/args.json`,
-      JSON.stringify({ args: Deno.args, seed, adapter: gpu.adapterName }, null, 2) + "\n",
-    );
   }
   const result = await train(gpu, model, { triples, teacher, validation: val }, opts);
   const s = result.state;

@@ -8,6 +8,7 @@ import { readTeacherScores } from "../src/losses/margin_mse.ts";
 import {
   beirTriples,
   loadBeirTraining,
+  missingPositivesWarning,
   msmarcoTriples,
   positivePairs,
   splitValidation,
@@ -231,4 +232,31 @@ Deno.test("MS MARCO triples: texts as they are, ids resolved, unknown ids named 
     msmarcoTriples(bad, { queries, collection }),
     new RegExp(`${bad}:2: unknown passage '99'`),
   );
+});
+
+Deno.test("relevant documents missing from the corpus are counted, with the queries they empty", async () => {
+  // q1's only positive and one of q2's two are not in the corpus.
+  const corpus = CORPUS.filter((d) => d.id !== "d1" && d.id !== "d11");
+  for (const negatives of [{ kind: "bm25", depth: 10 }, { kind: "random" }] as const) {
+    const { triples, stats } = await beirTriples(corpus, SET, { negatives, seed: 3 });
+    deepStrictEqual(triples.map((t) => [t.qid, t.posId]), [
+      ["q0", "d0"],
+      ["q0", "d9"],
+      ["q2", "d2"],
+      ["q3", "d3"],
+      ["q4", "d4"],
+    ]);
+    deepStrictEqual(
+      [stats.missingDocs, stats.queriesWithoutPositives, stats.missingDocExamples],
+      [2, 1, ["d1", "d11"]],
+    );
+    deepStrictEqual(
+      missingPositivesWarning(stats),
+      "2 relevant train documents are not in the corpus (d1, d11): their pairs were dropped, " +
+        "leaving 1 train query without any positive",
+    );
+  }
+  const { stats } = await beirTriples(CORPUS, SET, { negatives: { kind: "random" }, seed: 3 });
+  deepStrictEqual([stats.missingDocs, stats.queriesWithoutPositives], [0, 0]);
+  deepStrictEqual(missingPositivesWarning(stats), null);
 });

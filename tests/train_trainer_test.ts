@@ -1,9 +1,11 @@
 // The trainer end to end on USE-lite: a short SciFact run lowers the training loss and raises
 // validation nDCG@10; an interrupted and resumed run ends bit-identical to an uninterrupted one;
 // corrupt or mismatched checkpoints are refused with clear errors; NaN stops training and keeps
-// the last good checkpoint.
+// the last good checkpoint; an output directory that holds a run is never overwritten, is locked
+// while a run uses it, and a save interrupted mid-swap is recovered.
 import { assertBitEqual } from "./helpers.ts";
 import { deepStrictEqual, ok, rejects } from "node:assert/strict";
+import { LOCK_FILE, lockDir } from "../src/util/lock.ts";
 import type { Doc, Qrels } from "../src/data/types.ts";
 import { Bm25Index } from "../src/eval/bm25.ts";
 import { getGpu } from "../src/gpu/device.ts";
@@ -73,6 +75,26 @@ async function copyDir(from: string, to: string): Promise<void> {
   for await (const e of Deno.readDir(from)) {
     if (e.isFile) await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
   }
+}
+
+async function copyTree(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    if (e.isDirectory) await copyTree(`${from}/${e.name}`, `${to}/${e.name}`);
+    else await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+  }
+}
+
+/** Every file under `dir` with its bytes, by relative path. */
+async function snapshot(dir: string, prefix = ""): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  for await (const e of Deno.readDir(dir)) {
+    const rel = `${prefix}${e.name}`;
+    if (e.isDirectory) {
+      for (const [k, v] of await snapshot(`${dir}/${e.name}`, `${rel}/`)) out.set(k, v);
+    } else out.set(rel, await Deno.readFile(`${dir}/${e.name}`));
+  }
+  return new Map([...out].sort(([a], [b]) => a < b ? -1 : 1));
 }
 
 function stepLines(text: string) {
@@ -312,5 +334,208 @@ Deno.test("Margin-MSE and InfoNCE train through the same loop (and distributed t
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an output directory that holds a run is never overwritten; a locked one is refused", async () => {
+  const gpu = await getGpu();
+  const data = await tinyData();
+  const root = await Deno.makeTempDir();
+  const model = await loadEncoder(gpu, "use-lite");
+  const opts = { ...TINY, maxSteps: 4, evalEvery: 2 };
+  try {
+    // A run stopped after 2 steps: last/ and best/ at step 2, log.jsonl, args.json.
+    const src = `${root}/src`;
+    await train(gpu, model, data, { ...opts, stopAfter: 2, outDir: src, args: { run: "src" } });
+    deepStrictEqual(
+      JSON.parse(await Deno.readTextFile(`${src}/args.json`)),
+      { run: "src" },
+    );
+    ok(!(await exists(`${src}/${LOCK_FILE}`)), "the lock outlived the run");
+
+    // Deleting last/ (83 MB of optimizer state) after training is normal: a new run into the
+    // directory must not replace best/ with the untrained model, truncate the log, or rewrite
+    // args.json.
+    const used = `${root}/used`;
+    await copyTree(src, used);
+    await Deno.remove(`${used}/last`, { recursive: true });
+    const before = await snapshot(used);
+    await rejects(
+      train(gpu, model, data, { ...opts, outDir: used, args: { run: "other" } }),
+      (e: Error) =>
+        e.name === "RunExistsError" &&
+        e.message.startsWith(`${used} already holds a run (best, log.jsonl, args.json): `) &&
+        e.message.includes(`--model ${used}/best`),
+    );
+    await rejects(
+      train(gpu, model, data, { ...opts, outDir: used, resume: true }),
+      (e: Error) =>
+        e instanceof CheckpointError && e.message.includes("is gone") &&
+        e.message.includes(`--model ${used}/best`),
+    );
+    deepStrictEqual(await snapshot(used), before);
+
+    // Every trace of a run alone is enough; a refused run writes nothing (not even a lock).
+    for (const trace of ["log.jsonl", "args.json", "last.old", "best.old", "last"]) {
+      const dir = `${root}/only-${trace}`;
+      if (trace.startsWith("last") || trace.startsWith("best")) {
+        await copyTree(`${src}/${trace.slice(0, 4)}`, `${dir}/${trace}`);
+      } else await copyTree(src, dir).then(() => keepOnly(dir, trace));
+      const was = await snapshot(dir);
+      await rejects(
+        train(gpu, model, data, { ...opts, outDir: dir }),
+        (e: Error) =>
+          e.name === "RunExistsError" && e.message.includes(`already holds a run (${trace})`) &&
+          (trace.startsWith("last") ? /pass --resume/ : /another output directory/).test(
+            e.message,
+          ),
+        trace,
+      );
+      deepStrictEqual(await snapshot(dir), was, trace);
+    }
+
+    // A directory locked by a live run is refused, naming the pid, and nothing is written.
+    const locked = `${root}/locked`;
+    const lock = await lockDir(locked);
+    await rejects(
+      train(gpu, model, data, { ...opts, outDir: locked, args: {} }),
+      (e: Error) => e.name === "LockError" && e.message.includes(`pid ${Deno.pid}`),
+    );
+    await lock.release();
+    deepStrictEqual([...(await snapshot(locked)).keys()], []);
+
+    // A save interrupted between its two renames leaves last.old/ (and unfinished staging
+    // copies), and the run was killed, leaving a stale lock and a log line after the
+    // checkpoint: --resume recovers last.old/, cleans up, drops the line, and continues.
+    const crashed = `${root}/crashed`;
+    await copyTree(src, crashed);
+    await Deno.rename(`${crashed}/last`, `${crashed}/last.old`);
+    for (const junk of ["last.staging", "last.staging.tmp-1234", "best.staging"]) {
+      await Deno.mkdir(`${crashed}/${junk}`);
+      await Deno.writeTextFile(`${crashed}/${junk}/model.safetensors`, "half");
+    }
+    const logBefore = await Deno.readTextFile(`${crashed}/log.jsonl`);
+    await Deno.writeTextFile(`${crashed}/log.jsonl`, '{"type":"step","step":3}\n{"ty', {
+      append: true,
+    });
+    const dead = new Deno.Command("true").spawn();
+    await dead.status;
+    await Deno.writeTextFile(
+      `${crashed}/${LOCK_FILE}`,
+      JSON.stringify({
+        pid: dead.pid,
+        hostname: Deno.hostname(),
+        started: "2020-01-01T00:00:00Z",
+        command: ["train"],
+        token: "x",
+      }),
+    );
+    await rejects(
+      train(gpu, model, data, { ...opts, outDir: crashed, resume: true }),
+      (e: Error) =>
+        e.name === "LockError" && e.message.includes("stale lock") &&
+        e.message.includes(`delete ${crashed}/${LOCK_FILE}`),
+    );
+    const said: string[] = [];
+    const r = await train(gpu, model, data, {
+      ...opts,
+      outDir: crashed,
+      resume: true,
+      breakLock: true,
+      stopAfter: 1,
+      log: (m) => said.push(m),
+    });
+    deepStrictEqual([r.stepsRun, r.state.step], [1, 3]);
+    const text = said.join("\n");
+    ok(text.includes(`took over the stale lock of pid ${dead.pid}`), text);
+    ok(text.includes(`recovered ${crashed}/last from ${crashed}/last.old`), text);
+    ok(text.includes("best.staging, last.staging, last.staging.tmp-1234"), text);
+    ok(text.includes(`dropped 2 line(s) of ${crashed}/log.jsonl`), text);
+    deepStrictEqual(
+      (await Array.fromAsync(Deno.readDir(crashed), (e) => e.name)).sort(),
+      ["args.json", "best", "last", "log.jsonl"],
+    );
+    const log = await Deno.readTextFile(`${crashed}/log.jsonl`);
+    ok(log.startsWith(logBefore));
+    deepStrictEqual(
+      log.slice(logBefore.length).trim().split("\n").map((l) => JSON.parse(l).step),
+      [3],
+    );
+    deepStrictEqual(JSON.parse(await Deno.readTextFile(`${crashed}/last/trainer.json`)).step, 3);
+  } finally {
+    for (const t of model.named.values()) t.destroy();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}
+
+/** Removes every entry of `dir` but `name`. */
+async function keepOnly(dir: string, name: string): Promise<void> {
+  for await (const e of Deno.readDir(dir)) {
+    if (e.name !== name) await Deno.remove(`${dir}/${e.name}`, { recursive: true });
+  }
+}
+
+Deno.test("train CLI: a used or locked --out is refused at once, and nothing there is rewritten", async () => {
+  const root = await Deno.makeTempDir();
+  const script = new URL("../scripts/train.ts", import.meta.url).pathname;
+  const cli = async (out: string, ...more: string[]) => {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-check", script, "--data", `${DATA}/scifact`, "--out", out, ...more],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: r.code, stderr: new TextDecoder().decode(r.stderr) };
+  };
+  const sleeper = new Deno.Command("sleep", { args: ["60"] }).spawn();
+  try {
+    // best/ and log.jsonl, last/ deleted: refused before any data is loaded; args.json kept.
+    const used = `${root}/used`;
+    await Deno.mkdir(`${used}/best`, { recursive: true });
+    await Deno.writeTextFile(`${used}/best/model.safetensors`, "weights");
+    await Deno.writeTextFile(`${used}/log.jsonl`, '{"type":"step","step":1}\n');
+    await Deno.writeTextFile(`${used}/args.json`, '{"args":["first"]}\n');
+    const before = await snapshot(used);
+    const a = await cli(used);
+    deepStrictEqual(a.code, 2, a.stderr);
+    ok(a.stderr.startsWith(`train: ${used} already holds a run (best, log.jsonl, args.json)`));
+    ok(!a.stderr.includes("indexing"), "data was loaded before the refusal");
+    const b = await cli(used, "--resume");
+    deepStrictEqual(b.code, 2, b.stderr);
+    ok(b.stderr.includes(`--model ${used}/best`), b.stderr);
+    deepStrictEqual(await snapshot(used), before);
+
+    // Locked by a live process: refused naming its pid; a stale lock says how to break it.
+    const locked = `${root}/locked`;
+    await Deno.mkdir(locked);
+    const lockText = (pid: number) =>
+      JSON.stringify({
+        pid,
+        hostname: Deno.hostname(),
+        started: "2020-01-01T00:00:00Z",
+        command: ["train", "--out", locked],
+        token: "t",
+      });
+    await Deno.writeTextFile(`${locked}/${LOCK_FILE}`, lockText(sleeper.pid));
+    const c = await cli(locked);
+    deepStrictEqual(c.code, 2, c.stderr);
+    ok(c.stderr.includes(`is held by pid ${sleeper.pid} on this host`), c.stderr);
+    const dead = new Deno.Command("true").spawn();
+    await dead.status;
+    await Deno.writeTextFile(`${locked}/${LOCK_FILE}`, lockText(dead.pid));
+    const d = await cli(locked);
+    deepStrictEqual(d.code, 2, d.stderr);
+    ok(d.stderr.includes("stale lock") && d.stderr.includes("--break-lock"), d.stderr);
+    deepStrictEqual(
+      (await Array.fromAsync(Deno.readDir(locked), (e) => e.name)).sort(),
+      [LOCK_FILE],
+    );
+  } finally {
+    sleeper.kill();
+    await sleeper.status;
+    await Deno.remove(root, { recursive: true });
   }
 });

@@ -144,15 +144,22 @@ export interface TripleStats {
   queries: number;
   /** BM25 triples whose query had no non-relevant document in its top depth: drawn at random. */
   randomFallbacks: number;
-  /** Pairs skipped because the document is not in the corpus. */
+  /** Relevant (query, document) pairs skipped because the document is not in the corpus. */
   missingDocs: number;
+  /** Judged queries with relevant documents, none of them in the corpus: they give no triple. */
+  queriesWithoutPositives: number;
+  /** Up to 5 of the missing documents' ids, for the message. */
+  missingDocExamples: string[];
 }
 
 /**
  * Triples from judged queries: one per (query, relevant document) pair, the negative sampled
  * (seeded) from the query's BM25 top `depth` (default 100) minus every document the qrels mark
  * relevant for that query; or uniformly from the corpus minus those; or read from a file of
- * `qid pos_id neg_id` lines (tab- or space-separated) whose ids must exist.
+ * `qid pos_id neg_id` lines (tab- or space-separated) whose ids must exist. A relevant document
+ * missing from the corpus gives no triple: `stats` counts such pairs (`missingDocs`, with a few
+ * ids) and the queries left without any triple by them (`queriesWithoutPositives`), for the
+ * caller to report.
  *
  * @example
  * ```ts
@@ -168,7 +175,14 @@ export async function beirTriples(
   for (const d of corpus) docs.set(d.id, docText(d));
   const ids = corpus.map((d) => d.id);
   const rng = new Rng(deriveSeed(opts.seed, "negatives"));
-  const stats: TripleStats = { triples: 0, queries: 0, randomFallbacks: 0, missingDocs: 0 };
+  const stats: TripleStats = {
+    triples: 0,
+    queries: 0,
+    randomFallbacks: 0,
+    missingDocs: 0,
+    queriesWithoutPositives: 0,
+    missingDocExamples: [],
+  };
   const triples: Triple[] = [];
   const queryText = (qid: string, where = "the queries"): string => {
     const t = set.queries.get(qid);
@@ -228,11 +242,15 @@ export async function beirTriples(
     const depth = kind === "bm25" ? opts.negatives.depth ?? 100 : 0;
     const bm25 = kind === "bm25" ? opts.bm25 ?? Bm25Index.build(corpus) : null;
     const candidates = new Map<string, string[]>();
+    const lost = new Set<string>(), kept = new Set<string>();
     for (const [qid, posId] of positivePairs(set.qrels)) {
       if (!docs.has(posId)) {
         stats.missingDocs++;
+        if (stats.missingDocExamples.length < 5) stats.missingDocExamples.push(posId);
+        lost.add(qid);
         continue;
       }
+      kept.add(qid);
       const query = queryText(qid);
       const positives = positivesOf(qid);
       let negId: string;
@@ -257,10 +275,32 @@ export async function beirTriples(
         negId,
       });
     }
+    stats.queriesWithoutPositives = [...lost].filter((q) => !kept.has(q)).length;
   }
   stats.triples = triples.length;
   stats.queries = new Set(triples.map((t) => t.qid)).size;
   return { triples, stats };
+}
+
+/**
+ * The warning a caller prints when relevant documents were missing from the corpus (see
+ * {@link TripleStats}), or null when none were.
+ *
+ * @example
+ * ```ts
+ * const warning = missingPositivesWarning(stats);
+ * if (warning) console.error(`warning: ${warning}`);
+ * ```
+ */
+export function missingPositivesWarning(stats: TripleStats): string | null {
+  if (stats.missingDocs === 0) return null;
+  const n = stats.missingDocs, q = stats.queriesWithoutPositives;
+  const more = n > stats.missingDocExamples.length ? ", ..." : "";
+  return `${n} relevant train ${n === 1 ? "document is" : "documents are"} not in the corpus ` +
+    `(${stats.missingDocExamples.join(", ")}${more}): ${
+      n === 1 ? "its pair was" : "their pairs were"
+    } ` +
+    `dropped, leaving ${q} train ${q === 1 ? "query" : "queries"} without any positive`;
 }
 
 /** A BEIR dataset prepared for training: corpus, train set, optional validation set. */

@@ -14,11 +14,23 @@
  *
  * Output directory: `last/` and `best/` (model directories that `loadEncoder` loads, plus
  * `trainer.json`, and in `last/` the optimizer's `optimizer.safetensors`), `log.jsonl` (one line
- * per step and per validation).
+ * per step and per validation), `args.json` (what the caller passed as `args`), and `.lock`
+ * while a run holds it. Nothing there is ever lost or silently replaced:
+ *
+ * - the run takes the directory's lock ({@link lockDir}) before it touches anything, so two runs
+ *   never write one directory; a stale lock is reported (`breakLock` takes it over);
+ * - a fresh run refuses a directory that holds any trace of a run (`last/`, `best/`,
+ *   `log.jsonl`, `args.json`, `last.old/`, `best.old/`): see {@link RunExistsError};
+ * - checkpoints are swapped in atomically ({@link replaceDir}); a resume first recovers a
+ *   checkpoint left as `last.old/` (or `best.old/`) by a save interrupted mid-swap, then removes
+ *   the unfinished copies (`*.staging*`, `*.tmp-*`) an interrupted save leaves;
+ * - `log.jsonl` is created by a fresh run and only appended to; a resume drops (atomically, and
+ *   says how many) the lines written after its checkpoint's step by the interrupted run.
  *
  * @module
  */
-import { replaceDir } from "../util/fs.ts";
+import { atomicFile, recoverDir, replaceDir } from "../util/fs.ts";
+import { type DirLock, lockDir } from "../util/lock.ts";
 import { Tape } from "../autodiff/tape.ts";
 import { ProgressBar } from "../cli/progress.ts";
 import type { Qrels, Run } from "../data/types.ts";
@@ -96,6 +108,21 @@ export interface TrainOptions {
   outDir: string;
   /** Continue the run in `outDir` from its `last/` checkpoint. */
   resume?: boolean;
+  /**
+   * Take over a stale lock of `outDir` (left by a run that no longer runs on this host).
+   * Default false: a stale lock is an error that says so.
+   */
+  breakLock?: boolean;
+  /**
+   * The lock of `outDir`, already taken by the caller (a CLI takes it before loading data, to
+   * fail fast); `train` then neither takes nor releases it. Default: `train` takes it.
+   */
+  lock?: DirLock;
+  /**
+   * Written as `outDir/args.json` (pretty JSON) once a fresh run is accepted: after the lock
+   * and the check that `outDir` holds no run. Never written by a refused or resumed run.
+   */
+  args?: unknown;
   /** Stop after this many steps of this invocation, saving `last/` (simulates an interruption). */
   stopAfter?: number;
   /** Draw a progress bar on stderr. Default false. */
@@ -175,6 +202,33 @@ export class NonFiniteTrainingError extends Error {
   constructor(readonly step: number, detail: string) {
     super(`training stopped at step ${step}: ${detail}`);
     this.name = "NonFiniteTrainingError";
+  }
+}
+
+/**
+ * Raised when a fresh run (no `resume`) is pointed at a directory that holds a run; the message
+ * lists what was found and what to do (resume it, train from its `best/`, or pick another
+ * directory).
+ */
+export class RunExistsError extends Error {
+  /**
+   * The refusal, with what was found and what to do.
+   *
+   * @param dir the output directory
+   * @param found the traces of a run found there (`last`, `best`, `log.jsonl`, ...)
+   */
+  constructor(readonly dir: string, readonly found: string[]) {
+    const resumable = found.includes("last") || found.includes("last.old");
+    const hint = resumable
+      ? "pass --resume (resume: true) to continue it, or choose another output directory"
+      : found.includes("best")
+      ? `its resumable checkpoint ${dir}/last (with the optimizer state) is gone, so it cannot ` +
+        `be continued; to train its best model further, start a new run from it (--model ` +
+        `${dir}/best) in another output directory`
+      : `it saved no checkpoint to continue from; choose another output directory (or delete ` +
+        `${dir} if that run is of no use)`;
+    super(`${dir} already holds a run (${found.join(", ")}): ${hint}`);
+    this.name = "RunExistsError";
   }
 }
 
@@ -567,6 +621,11 @@ function checkPositiveInt(name: string, v: number | undefined): void {
  * Trains `model` in place on `data`; writes checkpoints and the log into `opts.outDir`.
  * With `resume`, continues from `outDir/last` (its options and data must match).
  *
+ * Holds `outDir`'s lock ({@link lockDir}) from before it writes anything until it returns or
+ * throws (a second run on the directory gets a `LockError` naming the holder's pid; SIGINT and
+ * SIGTERM release it). A fresh run into a directory that holds a run throws
+ * {@link RunExistsError}; see {@link checkOutDir}. Refused runs write nothing.
+ *
  * @example
  * ```ts
  * const model = await loadEncoder(gpu, "use-lite");
@@ -617,6 +676,32 @@ export async function train(
       gamma: opts.gamma,
     } as Parameters<typeof makeSchedule>[1],
   );
+  const out = opts.outDir;
+  const lastDir = `${out}/last`, bestDir = `${out}/best`, logPath = `${out}/log.jsonl`;
+  await checkOutDir(out, opts.resume ?? false);
+  // Nothing in `out` is touched before the lock is ours and the run accepted.
+  if (opts.lock && opts.lock.dir !== out) {
+    throw new RangeError(`the lock given is that of ${opts.lock.dir}, not of ${out}`);
+  }
+  await using lock = opts.lock ? null : await lockDir(out, {
+    breakStale: opts.breakLock,
+    breakHint: "pass --break-lock (breakLock: true)",
+  });
+  if (lock?.broken) {
+    say(
+      `took over the stale lock of pid ${lock.broken.pid} (since ${lock.broken.started}) in ${out}`,
+    );
+  }
+  await checkOutDir(out, opts.resume ?? false); // again: another run may have started since
+  if (opts.resume) {
+    for (const dir of [lastDir, bestDir]) {
+      if (await recoverDir(dir) === "restored") {
+        say(`recovered ${dir} from ${dir}.old, left by a save that was interrupted`);
+      }
+    }
+  }
+  await removeUnfinished(out, say);
+
   const optimizer = new AdamW(model.named, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 });
   const ctx: StepContext = {
     gpu,
@@ -637,9 +722,6 @@ export async function train(
     docLength: opts.docLength,
     maxGradNorm: opts.maxGradNorm ?? Infinity,
   };
-  const out = opts.outDir;
-  const lastDir = `${out}/last`, bestDir = `${out}/best`, logPath = `${out}/log.jsonl`;
-  await Deno.mkdir(out, { recursive: true });
 
   const rng = new Rng(deriveSeed(opts.seed, "order"));
   let state: TrainerState = {
@@ -705,16 +787,21 @@ export async function train(
           order = rng.shuffle([...Array(n).keys()]);
         }
         rng.state = state.rngState;
-        await truncateLog(logPath, state.step);
+        const dropped = await truncateLog(logPath, state.step);
+        if (dropped) {
+          say(`dropped ${dropped} line(s) of ${logPath} written after the checkpoint's step`);
+        }
         say(`resuming at step ${state.step} of ${totalSteps} from ${lastDir}`);
       } else {
-        if (await exists(lastDir)) {
-          throw new Error(
-            `${out} already holds a run (${lastDir}); pass --resume to continue it or choose ` +
-              "another output directory",
+        // The run is accepted: its files are created, never overwritten.
+        await Deno.writeTextFile(logPath, "", { createNew: true });
+        if (opts.args !== undefined) {
+          await Deno.writeTextFile(
+            `${out}/args.json`,
+            JSON.stringify(opts.args, null, 2) + "\n",
+            { createNew: true },
           );
         }
-        await Deno.writeTextFile(logPath, "");
       }
     } catch (e) {
       optimizer.destroy();
@@ -839,6 +926,68 @@ export async function train(
   }
 }
 
+/**
+ * Checks, without changing anything, that `train` will accept output directory `outDir`: for a
+ * fresh run, that it holds no trace of a run (else {@link RunExistsError}); with `resume`, that
+ * it holds a checkpoint to continue, `last/` or the `last.old/` an interrupted save leaves
+ * (else {@link CheckpointError}, which says what to do when only `best/` is left). `train`
+ * checks the same under the directory's lock; a CLI calls this first to fail before loading
+ * data.
+ *
+ * @example
+ * ```ts
+ * await checkOutDir("runs/x", false); // throws when runs/x already holds a run
+ * ```
+ */
+export async function checkOutDir(outDir: string, resume: boolean): Promise<void> {
+  const lastDir = `${outDir}/last`, bestDir = `${outDir}/best`;
+  if (!resume) {
+    const found = [];
+    for (const f of RUN_FILES) if (await exists(`${outDir}/${f}`)) found.push(f);
+    if (found.length) throw new RunExistsError(outDir, found);
+    return;
+  }
+  if (!(await exists(outDir))) {
+    throw new CheckpointError(lastDir, `no checkpoint there (${outDir} does not exist)`);
+  }
+  if ((await exists(lastDir)) || (await exists(`${lastDir}.old`))) return;
+  if ((await exists(bestDir)) || (await exists(`${bestDir}.old`))) {
+    throw new CheckpointError(
+      lastDir,
+      `no checkpoint there: ${lastDir} (with the optimizer state) is gone, and ${bestDir} ` +
+        `alone cannot be continued; to train that model further, start a new run from it ` +
+        `(--model ${bestDir}) in another output directory`,
+    );
+  }
+  throw new CheckpointError(
+    lastDir,
+    `no checkpoint there${
+      (await exists(`${outDir}/log.jsonl`))
+        ? ` (the run in ${outDir} saved none; start afresh in another output directory)`
+        : ""
+    }`,
+  );
+}
+
+/** What a fresh run refuses to find in its output directory: the traces of another run. */
+const RUN_FILES = ["last", "best", "log.jsonl", "args.json", "last.old", "best.old"];
+
+/** Unfinished copies an interrupted save leaves (never the only complete copy of anything). */
+const UNFINISHED = /^(?:(?:last|best)\.(?:staging(?:\.|$)|tmp-)|log\.jsonl\.tmp-)/;
+
+/** Removes {@link UNFINISHED} entries of `out` (under its lock), saying what went. */
+async function removeUnfinished(out: string, say: (m: string) => void): Promise<void> {
+  const gone: string[] = [];
+  for await (const e of Deno.readDir(out)) {
+    if (!UNFINISHED.test(e.name)) continue;
+    await Deno.remove(`${out}/${e.name}`, { recursive: true });
+    gone.push(e.name);
+  }
+  if (gone.length) {
+    say(`removed what an interrupted save left in ${out}: ${gone.sort().join(", ")}`);
+  }
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
@@ -848,21 +997,36 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Drops log lines after `step` (written by an interrupted run after its last checkpoint). */
-async function truncateLog(path: string, step: number): Promise<void> {
+/**
+ * Drops log lines after `step` (written by an interrupted run after its last checkpoint), and a
+ * line cut short by the interruption; rewrites the file atomically, only when something goes (or
+ * its last line lacks its newline).
+ * Returns how many lines were dropped.
+ */
+async function truncateLog(path: string, step: number): Promise<number> {
   let text = "";
   try {
     text = await Deno.readTextFile(path);
-  } catch {
-    return;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return 0;
+    throw e;
   }
-  const kept = text.split("\n").filter((line) => {
-    if (!line.trim()) return false;
+  const lines = text.split("\n").filter((line) => line.trim());
+  const kept = lines.filter((line) => {
     try {
       return (JSON.parse(line).step ?? 0) <= step;
     } catch {
       return false;
     }
   });
-  await Deno.writeTextFile(path, kept.map((l) => l + "\n").join(""));
+  if (kept.length === lines.length && (text === "" || text.endsWith("\n"))) return 0;
+  const f = await atomicFile(path);
+  try {
+    await Deno.writeTextFile(f.tmp, kept.map((l) => l + "\n").join(""));
+    await f.commit();
+  } catch (e) {
+    await f.abort();
+    throw e;
+  }
+  return lines.length - kept.length;
 }
