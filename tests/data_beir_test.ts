@@ -1,7 +1,7 @@
 // BEIR readers on the real SciFact files and on small broken files (errors name file and
 // line), qrels format detection, and dataset resolution.
 
-import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
 import {
   loadBeir,
   parseBeirQrels,
@@ -147,4 +147,39 @@ Deno.test("resolveDataset: --data, then $SELFMARGIN_DATA_DIR/<name>, then cache,
   } finally {
     await Deno.remove(cache, { recursive: true });
   }
+});
+
+Deno.test("qrels detection: a TREC line with tabs is never BEIR; decided once per file", () => {
+  // The issue's line: three fields by tabs, four by whitespace. Before, it was read as BEIR with
+  // document '0 DOC' (every measure 0); now it is an error naming file and line.
+  throws(() => parseQrels("301\t0 DOC\t1\n", "q.txt"), /^DataFormatError: q.txt:1: line mixes tab/);
+  // A BEIR file (by its header) with such a line: the id would hold a space.
+  throws(
+    () => parseQrels("query-id\tcorpus-id\tscore\n1\td1\t1\n301\t0 DOC\t1\n", "q.tsv"),
+    /^DataFormatError: q.tsv:3: corpus-id '0 DOC' contains whitespace.*BEIR header on line 1/,
+  );
+  throws(
+    () => parseBeirQrels("query-id\tcorpus-id\tscore\n1 x\td1\t1\n", "q.tsv"),
+    /q.tsv:2: query-id '1 x' contains whitespace/,
+  );
+  // Mixed files: the first content line decides, and the error says so.
+  throws(
+    () => parseQrels("# c\n1\td1\t1\n1 0 d2 1\n", "m.txt"),
+    /^DataFormatError: m.txt:3: expected 3 tab-separated fields .*line 2 has 3 tab-separated fields \(headerless BEIR TSV\).*looks like TREC qrels/,
+  );
+  throws(
+    () => parseQrels("1 0 d2 1\n1\td1\t1\n", "m.txt"),
+    /^DataFormatError: m.txt:2: expected 4 whitespace-separated fields .*read as TREC qrels: line 1 is not BEIR TSV.*looks like BEIR TSV/,
+  );
+  // Tab-separated TREC qrels stay TREC.
+  deepStrictEqual(parseQrels("1\t0\td1\t1\n"), parseQrels("1 0 d1 1\n"));
+});
+
+Deno.test("readQrels decides per file on disk too, and names the path", async () => {
+  await withFile("q.txt", "1\td1\t1\n2 0 d2 1\n", async (p) => {
+    await rejects(readQrels(p), errorAt(p, 2, /headerless BEIR/));
+  });
+  await withFile("q.txt", "\n301\t0 DOC\t1\n", async (p) => {
+    await rejects(readQrels(p), errorAt(p, 2, /mixes tab and space separators/));
+  });
 });

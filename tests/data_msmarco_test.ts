@@ -93,3 +93,23 @@ Deno.test("MS MARCO errors: duplicate ids, passages ranked twice, bad ranks", as
     );
   });
 });
+
+Deno.test("MS MARCO ids with whitespace inside and ranks in other notations are errors", async () => {
+  await withFiles({
+    "coll.tsv": "0\tok\n7 8\tid with a space\n",
+    "run_id.tsv": "1\t5\t1\n1\t6 7\t2\n",
+    "run_hex.tsv": "1\t5\t1\n1\t6\t0x2\n",
+    "run_exp.tsv": "1\t5\t1e0\n",
+  }, async (d) => {
+    await rejects(
+      readMsMarcoCollection(`${d}/coll.tsv`),
+      at(`${d}/coll.tsv`, 2, /id '7 8' contains whitespace/),
+    );
+    await rejects(
+      readMsMarcoRun(`${d}/run_id.tsv`),
+      at(`${d}/run_id.tsv`, 2, /pid '6 7' contains whitespace/),
+    );
+    await rejects(readMsMarcoRun(`${d}/run_hex.tsv`), at(`${d}/run_hex.tsv`, 2, /rank '0x2'/));
+    await rejects(readMsMarcoRun(`${d}/run_exp.tsv`), at(`${d}/run_exp.tsv`, 1, /rank '1e0'/));
+  });
+});

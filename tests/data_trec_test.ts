@@ -114,3 +114,74 @@ Deno.test("qrels writer round-trips", () => {
   strictEqual(formatTrecQrels(q), "1 0 a 2\n1 0 c -1\n2 0 b 1\n");
   deepStrictEqual(parseTrecQrels(formatTrecQrels(q)), q);
 });
+
+Deno.test("run scores are read as trec_eval (strtod) reads them: inf in any case, nan refused", () => {
+  const { run } = parseTrecRun(
+    [
+      "1 Q0 a 1 inf x",
+      "1 Q0 b 2 -INF x",
+      "1 Q0 c 3 +Infinity x",
+      "1 Q0 d 4 infinity x",
+      "1 Q0 e 5 1e3 x",
+      "1 Q0 f 6 .5 x",
+      "1 Q0 g 7 0x1.8p1 x",
+      "1 Q0 h 8 -0x10 x",
+    ].join("\n"),
+  );
+  deepStrictEqual(Array.from(run.get("1")!.scores), [
+    Infinity,
+    -Infinity,
+    Infinity,
+    Infinity,
+    1000,
+    0.5,
+    3,
+    -16,
+  ]);
+  throws(
+    () => parseTrecRun("1 Q0 a 1 0.5 x\n1 Q0 b 2 nan x\n", "r.txt"),
+    /^DataFormatError: r.txt:2: score 'nan' is NaN/,
+  );
+  throws(() => parseTrecRun("1 Q0 a 1 -NaN x\n", "r.txt"), /r.txt:1: score '-NaN' is NaN/);
+  // What atof would cut short or Number() would read in another radix is not a number here.
+  for (const bad of ["1.5x", "0b1", "0o7", "1e", "--1", "inff", "1,5"]) {
+    throws(
+      () => parseTrecRun(`1 Q0 a 1 ${bad} x\n`, "r.txt"),
+      new RegExp(`r.txt:1: score '${bad}' is not a number`),
+    );
+  }
+});
+
+Deno.test("qrels relevance: integers only, as atol would read them", () => {
+  deepStrictEqual(
+    parseTrecQrels("1 0 a 1.0\n1 0 b +2\n1 0 c -1\n").get("1"),
+    new Map([
+      ["a", 1],
+      ["b", 2],
+      ["c", -1],
+    ]),
+  );
+  for (const bad of ["0x1", "1e1", "1.5", "inf"]) {
+    throws(
+      () => parseTrecQrels(`1 0 a ${bad}\n`, "q.txt"),
+      new RegExp(`q.txt:1: relevance '${bad}' is not an integer`),
+    );
+  }
+});
+
+Deno.test("lines mixing tab and space separators in their columns are errors, not guesses", () => {
+  // By tabs: docno 'doc 7', score 0.5. By whitespace: docno 'doc', score 1.
+  throws(
+    () => parseTrecRun("1\tQ0\tdoc 7\t1\t0.5\trun\n", "r.txt"),
+    /^DataFormatError: r.txt:1: line mixes tab and space separators: tab-separated field 3 'doc 7'/,
+  );
+  throws(
+    () => parseTrecQrels("301\t0 DOC\t1\n", "q.txt"),
+    /^DataFormatError: q.txt:1: line mixes tab and space separators: tab-separated field 2 '0 DOC'/,
+  );
+  // Spaces only after the columns that matter (run_id, rel) are fine, as are pure tabs.
+  const { run, runId } = parseTrecRun("1\tQ0\ta\t1\t0.5\tmy run\n1\tQ0\tb\t2\t0.25\tx\n");
+  deepStrictEqual(run.get("1")!.docIds, ["a", "b"]);
+  strictEqual(runId, "x");
+  strictEqual(parseTrecQrels("1\t0\td 1\n").get("1")!.get("d"), 1);
+});

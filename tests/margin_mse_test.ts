@@ -1,4 +1,4 @@
-import { marginMseLoss } from "../src/losses/margin_mse.ts";
+import { marginMseLoss, readTeacherScores } from "../src/losses/margin_mse.ts";
 import { assertClose, randn } from "./helpers.ts";
 import { checkGradients, rejection, triples } from "./loss_fixtures.ts";
 import { marginMseRef } from "./reference/margin_ref.ts";
@@ -63,5 +63,45 @@ Deno.test("Margin-MSE refuses teacher scores of the wrong length or non-finite",
     if (!pattern.test(e.message)) {
       throw new Error(`message ${JSON.stringify(e.message)} lacks ${pattern}`);
     }
+  }
+});
+
+Deno.test("teacher files: scores read as strtod reads them; inf and nan refused by name", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = async (name: string, text: string) => {
+      await Deno.writeTextFile(`${dir}/${name}`, text);
+      return `${dir}/${name}`;
+    };
+    const ok = await readTeacherScores(
+      await file("ok.tsv", "1.5E1\t-.5\tq0\td0\td1\n0x10 +2 q1 d1 d2\n"),
+    );
+    const scores = ok.rows.map((r) => [r.scorePos, r.scoreNeg]);
+    if (JSON.stringify(scores) !== JSON.stringify([[15, -0.5], [16, 2]])) {
+      throw new Error(`scores ${JSON.stringify(scores)}`);
+    }
+    for (
+      const [name, text, pattern] of [
+        ["inf.tsv", "1\t2\tq0\td0\td1\nINF\t2\tq0\td0\td2\n", /:2: score_pos 'INF' .*infinite/],
+        ["nan.tsv", "1\tnan\tq0\td0\td1\n", /:1: score_neg 'nan' .*NaN/],
+        ["junk.tsv", "1\t2x\tq0\td0\td1\n", /:1: score_neg '2x' is not a finite number$/],
+        // Before, Number() read these as 1 and 7; strtod (and so the teacher's tools) would not.
+        ["bin.tsv", "0b1\t2\tq0\td0\td1\n", /:1: score_pos '0b1' is not a finite number$/],
+        ["oct.tsv", "1\t0o7\tq0\td0\td1\n", /:1: score_neg '0o7' is not a finite number$/],
+        [
+          "inf.jsonl",
+          '{"qid": "q", "pos": "a", "neg": "b", "score_pos": "-inf", "score_neg": 0}\n',
+          /:1: score_pos '-inf' .*infinite/,
+        ],
+      ] as const
+    ) {
+      const path = await file(name, text);
+      const e = await rejection(() => readTeacherScores(path));
+      if (!e.message.startsWith(path) || !pattern.test(e.message)) {
+        throw new Error(`message ${JSON.stringify(e.message)} lacks ${pattern}`);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Line, readLines, splitLines } from "./lines.ts";
+import { type Line, parseIntegerField, readLines, splitLines, whitespaceFields } from "./lines.ts";
 import { DataFormatError, type Doc, type Qrels } from "./types.ts";
 
 function parseJsonLine(file: string, { text, lineNo }: Line): Record<string, unknown> | null {
@@ -103,14 +103,15 @@ export async function readBeirQueries(path: string): Promise<Map<string, string>
 const BEIR_HEADER = ["query-id", "corpus-id", "score"];
 
 /** Accumulates BEIR qrels lines (shared by the file and in-memory readers). */
-function beirQrelsBuilder(file: string) {
+function beirQrelsBuilder(file: string, context: string) {
   const qrels: Qrels = new Map();
   const first = new Map<string, number>();
   let sawContent = false;
   return {
     qrels,
     add({ text, lineNo }: Line): void {
-      if (text.trim() === "") return;
+      const t = text.trim();
+      if (t === "" || t.startsWith("#")) return;
       const f = text.split("\t").map((s) => s.trim());
       if (!sawContent) {
         sawContent = true;
@@ -124,16 +125,28 @@ function beirQrelsBuilder(file: string) {
         }
       }
       if (f.length !== 3) {
+        const trec = whitespaceFields(text).length === 4 ? "; this line looks like TREC qrels" : "";
         throw new DataFormatError(
           file,
           lineNo,
-          `expected 3 tab-separated fields (query-id corpus-id score), found ${f.length}`,
+          `expected 3 tab-separated fields (query-id corpus-id score), found ${f.length}` +
+            context + trec,
         );
       }
       const [qid, docid, scoreText] = f;
       if (qid === "" || docid === "") throw new DataFormatError(file, lineNo, "empty id");
-      const score = Number(scoreText);
-      if (scoreText === "" || !Number.isInteger(score)) {
+      for (const [name, v] of [["query-id", qid], ["corpus-id", docid], ["score", scoreText]]) {
+        if (whitespaceFields(v).length > 1) {
+          throw new DataFormatError(
+            file,
+            lineNo,
+            `${name} '${v}' contains whitespace, which no run's ids can match (a TREC qrels ` +
+              `line, qid iter docno rel, in a BEIR file?)` + context,
+          );
+        }
+      }
+      const score = parseIntegerField(scoreText);
+      if (score === undefined) {
         throw new DataFormatError(file, lineNo, `score '${scoreText}' is not an integer`);
       }
       let q = qrels.get(qid);
@@ -153,16 +166,20 @@ function beirQrelsBuilder(file: string) {
   };
 }
 
-/** Reads a BEIR qrels TSV (`query-id corpus-id score` header, then tab-separated lines). */
-export async function readBeirQrels(path: string): Promise<Qrels> {
-  const b = beirQrelsBuilder(path);
+/**
+ * Reads a BEIR qrels TSV (`query-id corpus-id score` header, then tab-separated lines; blank
+ * lines and `#` comments skipped, as in TREC files). Ids must not contain whitespace (no run could name such a document); `context` is appended to
+ * the errors that a file in another format would raise.
+ */
+export async function readBeirQrels(path: string, context = ""): Promise<Qrels> {
+  const b = beirQrelsBuilder(path, context);
   for await (const line of readLines(path)) b.add(line);
   return b.qrels;
 }
 
 /** Parses BEIR qrels TSV text held in memory; `name` stands for the file in messages. */
-export function parseBeirQrels(text: string, name = "<qrels>"): Qrels {
-  const b = beirQrelsBuilder(name);
+export function parseBeirQrels(text: string, name = "<qrels>", context = ""): Qrels {
+  const b = beirQrelsBuilder(name, context);
   for (const line of splitLines(text)) b.add(line);
   return b.qrels;
 }

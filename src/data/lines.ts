@@ -84,3 +84,62 @@ export function whitespaceFields(line: string): string[] {
 function isSpace(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13);
 }
+
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const INFINITY = /^([+-]?)inf(?:inity)?$/i;
+const NOT_A_NUMBER = /^[+-]?nan(?:\([0-9A-Za-z_]*\))?$/i;
+const HEX = /^([+-]?)0x([0-9a-f]*)(?:\.([0-9a-f]*))?(?:p([+-]?\d+))?$/i;
+
+/**
+ * Parses a whole field as C's `strtod` reads a number (trec_eval reads scores with `atof`):
+ * decimal notation with an optional exponent, `inf`/`infinity` and `nan` in any letter case with
+ * an optional sign, and hexadecimal (`0x1.8p3`). Unlike `atof`, trailing characters are not
+ * ignored: `'1.5x'` is not a number. Returns `undefined` for text that is not a number and NaN
+ * only for a `nan` literal, so that callers can reject the two differently.
+ *
+ * @example
+ * ```ts
+ * import { parseCNumber } from "./lines.ts";
+ * parseCNumber("-INF"); // -Infinity
+ * parseCNumber("1.5e3"); // 1500
+ * parseCNumber("high"); // undefined
+ * ```
+ */
+export function parseCNumber(text: string): number | undefined {
+  if (DECIMAL.test(text)) return Number(text);
+  const inf = INFINITY.exec(text);
+  if (inf) return inf[1] === "-" ? -Infinity : Infinity;
+  if (NOT_A_NUMBER.test(text)) return NaN;
+  const hex = HEX.exec(text);
+  if (hex && (hex[2] !== "" || (hex[3] ?? "") !== "")) {
+    const frac = hex[3] ?? "";
+    const mantissa = Number(BigInt(`0x${hex[2]}${frac}`));
+    const exponent = Number(hex[4] ?? 0) - 4 * frac.length;
+    // Two steps, so that neither power of two overflows while the product is still finite.
+    const half = Math.trunc(exponent / 2);
+    const value = mantissa === 0 ? 0 : mantissa * 2 ** half * 2 ** (exponent - half);
+    return hex[1] === "-" ? -value : value;
+  }
+  return undefined;
+}
+
+const INTEGER = /^[+-]?\d+(?:\.0*)?$/;
+
+/**
+ * Parses a whole field as an integer grade: optional sign, decimal digits, and an optional
+ * all-zero fraction (`1.0`, which C's `atol` reads as 1 too). Anything else, including
+ * exponents and hexadecimal, is `undefined`, so a value is never read differently than
+ * trec_eval would read it.
+ *
+ * @example
+ * ```ts
+ * import { parseIntegerField } from "./lines.ts";
+ * parseIntegerField("-1"); // -1
+ * parseIntegerField("0x1"); // undefined
+ * ```
+ */
+export function parseIntegerField(text: string): number | undefined {
+  if (!INTEGER.test(text)) return undefined;
+  const v = Number(text);
+  return Number.isSafeInteger(v) ? v : undefined;
+}

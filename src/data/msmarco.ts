@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Line, readLines } from "./lines.ts";
+import { type Line, readLines, whitespaceFields } from "./lines.ts";
 import { readTrecQrels } from "./trec.ts";
 import { DataFormatError, type Qrels, type Run } from "./types.ts";
 
@@ -23,15 +23,30 @@ function tabFields(file: string, { text, lineNo }: Line, n: number, what: string
   return f;
 }
 
-/** Streams `(id, text)` pairs of a two-column TSV (collection or queries). */
+/**
+ * An id field, trimmed; empty or holding whitespace inside is an error (qrels and runs split on
+ * whitespace, so such an id could never be judged or retrieved).
+ */
+function idField(file: string, lineNo: number, what: string, raw: string): string {
+  const id = raw.trim();
+  if (id === "") throw new DataFormatError(file, lineNo, `empty ${what}`);
+  if (whitespaceFields(id).length > 1) {
+    throw new DataFormatError(file, lineNo, `${what} '${id}' contains whitespace`);
+  }
+  return id;
+}
+
+/**
+ * Streams `(id, text)` pairs of a two-column TSV (collection or queries). An id that is empty
+ * or holds whitespace is an error.
+ */
 export async function* iterMsMarcoTsv(
   path: string,
 ): AsyncGenerator<{ id: string; text: string; lineNo: number }> {
   for await (const line of readLines(path)) {
     if (line.text === "") continue;
     const [id, text] = tabFields(path, line, 2, "id text");
-    if (id.trim() === "") throw new DataFormatError(path, line.lineNo, "empty id");
-    yield { id: id.trim(), text, lineNo: line.lineNo };
+    yield { id: idField(path, line.lineNo, "id", id), text, lineNo: line.lineNo };
   }
 }
 
@@ -87,9 +102,12 @@ export async function readMsMarcoRun(path: string): Promise<Run> {
   const ranksSeen = new Map<string, Set<number>>();
   for await (const line of readLines(path)) {
     if (line.text.trim() === "") continue;
-    const [qid, pid, rankText] = tabFields(path, line, 3, "qid pid rank").map((s) => s.trim());
-    const rank = Number(rankText);
-    if (!Number.isInteger(rank) || rank < 1) {
+    const f = tabFields(path, line, 3, "qid pid rank");
+    const qid = idField(path, line.lineNo, "qid", f[0]);
+    const pid = idField(path, line.lineNo, "pid", f[1]);
+    const rankText = f[2].trim();
+    const rank = /^\+?\d+$/.test(rankText) ? Number(rankText) : NaN;
+    if (!Number.isSafeInteger(rank) || rank < 1) {
       throw new DataFormatError(path, line.lineNo, `rank '${rankText}' is not a positive integer`);
     }
     let a = acc.get(qid);

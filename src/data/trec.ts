@@ -7,10 +7,27 @@
  * ignored, as trec_eval does). Blank lines and lines starting with `#` are skipped (trec_eval
  * 10.0). A document listed twice for one query is an error in both, as in trec_eval.
  *
+ * Scores are read as C's `strtod` reads them (trec_eval uses `atof`): `inf`, `-Infinity`,
+ * `1e-3`, `0x1p3` are numbers; a `nan` score is an error, since NaN has no place in a ranking
+ * (trec_eval would sort it arbitrarily).
+ *
+ * A line that mixes tab and space separators inside its leading columns (`1\tQ0\tdoc 7\t...`,
+ * or the qrels line `301\t0 DOC\t1`, which is BEIR-shaped by its tabs and TREC-shaped by its
+ * whitespace) is an error rather than a guess at the columns: tabs say one thing, whitespace
+ * (trec_eval's reading) another. Spaces after the last column that matters (run_id, rel) are
+ * fine.
+ *
  * @module
  */
 
-import { type Line, readLines, splitLines, whitespaceFields } from "./lines.ts";
+import {
+  type Line,
+  parseCNumber,
+  parseIntegerField,
+  readLines,
+  splitLines,
+  whitespaceFields,
+} from "./lines.ts";
 import { compareCodePoints, trecOrder } from "./order.ts";
 import { DataFormatError, type Qrels, type Run } from "./types.ts";
 
@@ -18,21 +35,26 @@ import { DataFormatError, type Qrels, type Run } from "./types.ts";
 class QrelsBuilder {
   readonly qrels: Qrels = new Map();
   private readonly firstLine = new Map<string, Map<string, number>>();
-  constructor(private readonly file: string) {}
+  constructor(private readonly file: string, private readonly context = "") {}
 
   add({ text, lineNo }: Line): void {
     const f = whitespaceFields(text);
     if (f.length === 0 || f[0].startsWith("#")) return;
+    if (text.indexOf("\t") >= 0) checkSeparators(this.file, lineNo, text, QRELS_COLUMNS);
     if (f.length !== 4) {
+      const hint = f.length === 3 && tabFieldCount(text) === 3
+        ? "; this line looks like BEIR TSV (query-id corpus-id score)"
+        : "";
       throw new DataFormatError(
         this.file,
         lineNo,
-        `expected 4 whitespace-separated fields (qid iter docno rel), found ${f.length}`,
+        `expected 4 whitespace-separated fields (qid iter docno rel), found ${f.length}` +
+          this.context + hint,
       );
     }
     const [qid, , docno, relText] = f;
-    const rel = Number(relText);
-    if (!Number.isInteger(rel)) {
+    const rel = parseIntegerField(relText);
+    if (rel === undefined) {
       throw new DataFormatError(this.file, lineNo, `relevance '${relText}' is not an integer`);
     }
     let q = this.qrels.get(qid);
@@ -94,11 +116,22 @@ class RunBuilder {
         `expected 6 whitespace-separated fields (qid Q0 docno rank score run_id), found ${count}`,
       );
     }
+    if (text.indexOf("\t") >= 0 && text.indexOf(" ") >= 0) {
+      checkSeparators(this.file, lineNo, text, RUN_COLUMNS);
+    }
     const qid = text.slice(starts[0], ends[0]);
     const scoreText = text.slice(starts[4], ends[4]);
-    const score = Number(scoreText);
-    if (Number.isNaN(score)) {
+    const score = parseCNumber(scoreText);
+    if (score === undefined) {
       throw new DataFormatError(this.file, lineNo, `score '${scoreText}' is not a number`);
+    }
+    if (Number.isNaN(score)) {
+      throw new DataFormatError(
+        this.file,
+        lineNo,
+        `score '${scoreText}' is NaN, which cannot be ranked (trec_eval would order it ` +
+          `arbitrarily)`,
+      );
     }
     this.runId = text.slice(starts[5], ends[5]);
     let a = this.last;
@@ -150,8 +183,39 @@ function isSpace(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13);
 }
 
+const QRELS_COLUMNS = ["qid", "iter", "docno"];
+const RUN_COLUMNS = ["qid", "Q0", "docno", "rank", "score"];
+
 /**
- * Reads a TREC qrels file (`qid iter docno rel`).
+ * Rejects a line (one that contains a tab) whose tab-separated fields among `columns` hold
+ * whitespace inside: split by tabs and split by whitespace, its columns would differ.
+ */
+function checkSeparators(file: string, lineNo: number, text: string, columns: string[]): void {
+  const f = text.split("\t");
+  for (let i = 0; i < Math.min(f.length - 1, columns.length); i++) {
+    const field = f[i].trim();
+    if (field !== "" && whitespaceFields(field).length > 1) {
+      throw new DataFormatError(
+        file,
+        lineNo,
+        `line mixes tab and space separators: tab-separated field ${i + 1} '${field}' holds ` +
+          `whitespace, so its columns differ split by tabs and by whitespace (the ${
+            columns.join(" ")
+          } columns must not contain spaces)`,
+      );
+    }
+  }
+}
+
+/** Number of non-empty tab-separated fields of a line that contains a tab, else 0. */
+function tabFieldCount(text: string): number {
+  if (text.indexOf("\t") < 0) return 0;
+  return text.split("\t").filter((s) => s.trim() !== "").length;
+}
+
+/**
+ * Reads a TREC qrels file (`qid iter docno rel`). `context` is appended to field-count
+ * errors (the format detection of `qrels.ts` says there why the file is read as TREC).
  *
  * @example
  * ```ts
@@ -160,15 +224,18 @@ function isSpace(c: number): boolean {
  * console.log(qrels.get("301")?.get("FBIS3-10082"));
  * ```
  */
-export async function readTrecQrels(path: string): Promise<Qrels> {
-  const b = new QrelsBuilder(path);
+export async function readTrecQrels(path: string, context = ""): Promise<Qrels> {
+  const b = new QrelsBuilder(path, context);
   for await (const line of readLines(path)) b.add(line);
   return b.qrels;
 }
 
-/** Parses TREC qrels text held in memory; `name` stands for the file in error messages. */
-export function parseTrecQrels(text: string, name = "<qrels>"): Qrels {
-  const b = new QrelsBuilder(name);
+/**
+ * Parses TREC qrels text held in memory; `name` stands for the file in error messages, and
+ * `context` (like {@link readTrecQrels}'s) is appended to field-count errors.
+ */
+export function parseTrecQrels(text: string, name = "<qrels>", context = ""): Qrels {
+  const b = new QrelsBuilder(name, context);
   for (const line of splitLines(text)) b.add(line);
   return b.qrels;
 }

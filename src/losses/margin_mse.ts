@@ -14,7 +14,7 @@ import { dispatch, pipeline } from "../gpu/kernels.ts";
 import { packParams } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { cosineSimilarityRows } from "../ops/similarity.ts";
-import { readLines, whitespaceFields } from "../data/lines.ts";
+import { parseCNumber, readLines, whitespaceFields } from "../data/lines.ts";
 import { DataFormatError } from "../data/types.ts";
 import { type LossResult, notOnTape, recordLoss, runLoss } from "./common.ts";
 
@@ -166,10 +166,24 @@ function teacherKey(qid: string, pos: string, neg: string): string {
   return `${qid}\t${pos}\t${neg}`;
 }
 
+/**
+ * A teacher score: a JSON number, or text read as C's strtod reads it (`1.5e1`, `inf`, `nan`,
+ * any case). It must be finite: an infinite or NaN teacher margin would make the loss infinite
+ * or NaN, so `inf` and `nan` are refused with a message that says so.
+ */
 function teacherNumber(path: string, lineNo: number, name: string, v: unknown): number {
-  const x = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
-  if (typeof x !== "number" || !Number.isFinite(x)) {
+  const x = typeof v === "string" ? parseCNumber(v.trim()) : v;
+  if (typeof x !== "number") {
     throw new DataFormatError(path, lineNo, `${name} '${String(v)}' is not a finite number`);
+  }
+  if (!Number.isFinite(x)) {
+    const what = Number.isNaN(x) ? "NaN" : "infinite";
+    throw new DataFormatError(
+      path,
+      lineNo,
+      `${name} '${String(v)}' is not a finite number (it is ${what}, and so would be the ` +
+        `Margin-MSE loss)`,
+    );
   }
   return x;
 }
