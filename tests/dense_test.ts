@@ -22,9 +22,12 @@ import {
   rerankWithEmbeddings,
   type RetrieveOptions,
   retrieveWithEmbeddings,
+  tokenizerIdentity,
   writeEmbeddingCache,
 } from "../src/eval/dense.ts";
 import { loadEncoder } from "../src/models/load.ts";
+import { loadHfTokenizer } from "../src/text/tokenizer.ts";
+import { UseTokenizer } from "../src/text/use_tokenizer.ts";
 import { assertBitEqual, gpu, randn, rng } from "./helpers.ts";
 
 function matrix(count: number, dim: number, data: Float32Array): EmbeddingMatrix {
@@ -146,6 +149,8 @@ Deno.test("embedding cache: round trip, misses on other texts or model, bad file
     const emb = matrix(3, 4, randn(12, 15));
     const key: EmbeddingCacheKey = {
       model: "m1",
+      tokenizer: "t1",
+      encoder: "e1",
       maxLength: 128,
       textsHash: await hashTexts(["a", "b", "c"]),
       count: 3,
@@ -157,7 +162,16 @@ Deno.test("embedding cache: round trip, misses on other texts or model, bad file
     // Text boundaries matter: ["a", "b", "c"] and ["ab", "c"] hash differently.
     ok((await hashTexts(["ab", "c"])) !== key.textsHash);
     ok((await hashTexts(["a", "b", "d"])) !== key.textsHash);
-    for (const other of [{ model: "m2" }, { maxLength: 64 }, { textsHash: "x" }]) {
+    for (
+      const other of [
+        { model: "m2" },
+        { tokenizer: "t2" },
+        { encoder: "e2" },
+        { maxLength: 64 },
+        { textsHash: "x" },
+      ]
+    ) {
+      ok((await cacheEntryName({ ...key, ...other })) !== (await cacheEntryName(key)));
       strictEqual(await readEmbeddingCache(dir, { ...key, ...other }), null);
     }
     // A truncated data file is ignored with a note.
@@ -177,6 +191,27 @@ Deno.test("embedding cache: round trip, misses on other texts or model, bad file
     ok(notes[2].startsWith("ignoring embedding cache"), notes[2]);
     // No temporary files are left behind.
     for await (const e of Deno.readDir(dir)) ok(!e.name.includes(".tmp-"), e.name);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("tokenizer identity: the tokenizer files' content, not the object", async () => {
+  const dataDir = Deno.env.get("SELFMARGIN_DATA_DIR") ?? "../shared/datasets";
+  const src = `${dataDir}/../models/minilm-l6-tokenizer`;
+  const dir = await Deno.makeTempDir({ prefix: "selfmargin-tok-" });
+  try {
+    const json = JSON.parse(await Deno.readTextFile(`${src}/tokenizer.json`));
+    await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(json));
+    await Deno.copyFile(`${src}/tokenizer_config.json`, `${dir}/tokenizer_config.json`);
+    const a = await tokenizerIdentity(await loadHfTokenizer(src));
+    ok(a !== null);
+    // The same content (a copy, re-serialised): the same identity.
+    strictEqual(await tokenizerIdentity(await loadHfTokenizer(dir)), a);
+    // Lower-casing switched off: another tokenizer, another identity.
+    json.normalizer.lowercase = !json.normalizer.lowercase;
+    await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(json));
+    ok((await tokenizerIdentity(await loadHfTokenizer(dir))) !== a);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -203,6 +238,30 @@ Deno.test("encodeCached, denseRetrieve and rerank with use-lite agree", async ()
       (await encodeCached(g, model, texts, { cacheDir: dir, modelId: "other" })).cached,
       false,
     );
+
+    // Same weights, another tokenizer: not the cached embeddings (before, the key left the
+    // tokenizer out and the stale entry was reused). Here "cats" becomes another piece's id.
+    const tok = model.tokenizer as UseTokenizer;
+    const [a] = tok.ids("cats");
+    const b = (a + 1000) % tok.vocab.length;
+    const vocab = tok.vocab.slice();
+    [vocab[a], vocab[b]] = [vocab[b], vocab[a]];
+    const swapped = { ...model, tokenizer: new UseTokenizer(vocab) };
+    const other = await encodeCached(g, swapped, texts, { cacheDir: dir });
+    strictEqual(other.cached, false);
+    ok(other.data.some((v, i) => v !== first.data[i]), "another tokenizer, other embeddings");
+    strictEqual((await encodeCached(g, swapped, texts, { cacheDir: dir })).cached, true);
+    strictEqual((await encodeCached(g, model, texts, { cacheDir: dir })).cached, true);
+    // Same weights and tokenizer, another pooling: encoded anew as well.
+    const meanless = { ...model, config: { ...model.config, normalize: false } };
+    strictEqual((await encodeCached(g, meanless, texts, { cacheDir: dir })).cached, false);
+    // A tokenizer without an identity bypasses the cache rather than risk a stale entry.
+    const anonymous = { ...model, tokenizer: { padId: 0, encode: tok.encode.bind(tok) } };
+    const notes: string[] = [];
+    const log = (m: string) => notes.push(m);
+    strictEqual((await encodeCached(g, anonymous, texts, { cacheDir: dir, log })).cached, false);
+    strictEqual((await encodeCached(g, anonymous, texts, { cacheDir: dir, log })).cached, false);
+    ok(notes.some((m) => m.includes("cache is not used")), notes.join("\n"));
 
     const corpus = texts.map((text, i) => ({ id: `d${i}`, title: i === 1 ? "Dogs" : "", text }));
     const queries = new Map([["q0", "why do cats purr"], ["q1", "loans and rates"]]);

@@ -17,7 +17,9 @@
  * Caching ({@link encodeCached}): embeddings of a list of texts are stored as
  * `<cacheDir>/<key>.f32` (raw little-endian float32 rows) beside `<key>.json` (a header), where
  * the key is the SHA-256 of the model identity (a hash of its config and weights, or a given id),
- * the maximum length and the SHA-256 of the texts. Files are written to temporary names and
+ * the tokenizer's identity (a hash of its files: `tokenizer.json` and `tokenizer_config.json`,
+ * or USE-lite's vocabulary), the encoder config (pooling, normalisation, padding id, ...), the
+ * maximum length and the SHA-256 of the texts. Files are written to temporary names and
  * renamed into place, the header last; a header or data file that does not match is ignored with
  * a note, and the texts are encoded again.
  *
@@ -30,6 +32,7 @@ import { synchronize } from "../gpu/kernels.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { encodeTexts } from "../models/encode.ts";
 import type { LoadedEncoder } from "../models/hf.ts";
+import type { TextTokenizer } from "../text/tokenizer.ts";
 import { matmulInto } from "../ops/matmul.ts";
 import { topkInto, topkMergeInto, topkPlan } from "../ops/topk.ts";
 
@@ -240,10 +243,42 @@ export async function modelIdentity(model: LoadedEncoder): Promise<string> {
   return await sha256Hex(lines.join("\n"));
 }
 
+const tokenizerIds = new WeakMap<TextTokenizer, Promise<string>>();
+
+/**
+ * The identity of a tokenizer for caching: SHA-256 of its {@link TextTokenizer.fingerprint}
+ * (the `tokenizer.json` and `tokenizer_config.json` content for Hugging Face tokenizers), else of
+ * its `vocab` list (USE-lite's SentencePiece vocabulary). A tokenizer with neither has no
+ * identity (`null`): texts it tokenizes are not cached, since stale embeddings could be reused.
+ * Computed once per tokenizer object.
+ */
+export function tokenizerIdentity(tokenizer: TextTokenizer): Promise<string | null> {
+  const vocab = (tokenizer as { vocab?: unknown }).vocab;
+  if (typeof tokenizer.fingerprint !== "function" && !Array.isArray(vocab)) {
+    return Promise.resolve(null);
+  }
+  let id = tokenizerIds.get(tokenizer);
+  if (!id) {
+    const text = typeof tokenizer.fingerprint === "function"
+      ? `fingerprint ${tokenizer.fingerprint()}`
+      : `vocab ${JSON.stringify(vocab)}`;
+    id = sha256Hex(`${tokenizer.constructor.name}\n${text}`);
+    tokenizerIds.set(tokenizer, id);
+  }
+  return id;
+}
+
 /** What a cache entry is keyed by; the header of `<key>.json` records it. */
 export interface EmbeddingCacheKey {
   /** Model identity ({@link modelIdentity} or a given id). */
   model: string;
+  /** Tokenizer identity ({@link tokenizerIdentity}). */
+  tokenizer: string;
+  /**
+   * SHA-256 of the encoder config (pooling, normalisation, padding id, positions...): part of
+   * the key even when the model identity is given.
+   */
+  encoder: string;
   /** Longest input in tokens the texts were encoded with. */
   maxLength: number;
   /** {@link hashTexts} of the texts. */
@@ -252,12 +287,20 @@ export interface EmbeddingCacheKey {
   count: number;
 }
 
-const CACHE_FORMAT = 1;
+const CACHE_FORMAT = 2;
 
 /** The file name stem of a cache entry: SHA-256 of the key's fields. */
 export async function cacheEntryName(key: EmbeddingCacheKey): Promise<string> {
   return await sha256Hex(
-    JSON.stringify([CACHE_FORMAT, key.model, key.maxLength, key.textsHash, key.count]),
+    JSON.stringify([
+      CACHE_FORMAT,
+      key.model,
+      key.tokenizer,
+      key.encoder,
+      key.maxLength,
+      key.textsHash,
+      key.count,
+    ]),
   );
 }
 
@@ -284,6 +327,10 @@ export async function readEmbeddingCache(
     ? "format"
     : header.model !== key.model
     ? "model"
+    : header.tokenizer !== key.tokenizer
+    ? "tokenizer"
+    : header.encoder !== key.encoder
+    ? "encoder config"
     : header.maxLength !== key.maxLength
     ? "max length"
     : header.textsHash !== key.textsHash
@@ -362,7 +409,8 @@ export interface EncodeCachedOptions {
 
 /**
  * Embeddings of `texts` (raw, as the encoder pools them), from the cache when an entry for the
- * same model, maximum length and texts exists, else encoded and stored.
+ * same model, tokenizer, encoder config, maximum length and texts exists, else encoded and
+ * stored. A tokenizer without an identity ({@link tokenizerIdentity}) bypasses the cache.
  */
 export async function encodeCached(
   gpu: Gpu,
@@ -374,9 +422,15 @@ export async function encodeCached(
   const maxLength = Math.min(opts.maxLength ?? model.maxLength, model.maxLength);
   const dir = opts.cacheDir === undefined ? embeddingCacheDir() : opts.cacheDir;
   let key: EmbeddingCacheKey | null = null;
-  if (dir !== null) {
+  const tokenizer = dir === null ? null : await tokenizerIdentity(model.tokenizer);
+  if (dir !== null && tokenizer === null) {
+    log(`${opts.label ?? "encode"}: the tokenizer has no fingerprint, so the cache is not used`);
+  }
+  if (dir !== null && tokenizer !== null) {
     key = {
       model: opts.modelId ?? await modelIdentity(model),
+      tokenizer,
+      encoder: await sha256Hex(JSON.stringify(model.config)),
       maxLength,
       textsHash: await hashTexts(texts),
       count: texts.length,

@@ -6,6 +6,7 @@
  * @module
  */
 import { Tokenizer } from "npm:@huggingface/tokenizers@0.2.0";
+import { DataFormatError } from "../data/types.ts";
 
 /** The ids of one text, after truncation. */
 export interface TokenizedText {
@@ -21,6 +22,16 @@ export interface TextTokenizer {
   encode(text: string, maxLength: number): TokenizedText;
   /** The id used for padding. */
   readonly padId: number;
+  /**
+   * One more than the largest id the tokenizer can produce, when known: an embedding table needs
+   * at least this many rows.
+   */
+  readonly vocabSize?: number;
+  /**
+   * Everything that decides the ids, as text (the tokenizer files' content), so that caches of
+   * encoded texts can tell two tokenizers apart.
+   */
+  fingerprint?(): string;
 }
 
 /** The part of Hugging Face's `Tokenizer` that this project uses. */
@@ -39,6 +50,10 @@ export class HfTokenizer implements TextTokenizer {
   readonly inner: TokenizerCore;
   /** The padding id, from `tokenizer_config.json`'s pad token. */
   readonly padId: number;
+  /** One more than the largest id in the vocabulary and the added tokens. */
+  readonly vocabSize: number;
+  private readonly json: Record<string, unknown>;
+  private readonly config: Record<string, unknown>;
 
   /**
 
@@ -48,11 +63,19 @@ export class HfTokenizer implements TextTokenizer {
    */
   constructor(tokenizerJson: Record<string, unknown>, config: Record<string, unknown> = {}) {
     this.inner = new Tokenizer(tokenizerJson, config);
+    this.json = tokenizerJson;
+    this.config = config;
+    this.vocabSize = largestId(tokenizerJson) + 1;
     const padToken = typeof config.pad_token === "string"
       ? config.pad_token
       : (config.pad_token as { content?: string } | undefined)?.content ??
         ((tokenizerJson.padding as { pad_token?: string } | null)?.pad_token) ?? "[PAD]";
     this.padId = this.inner.token_to_id(padToken) ?? 0;
+  }
+
+  /** The parsed `tokenizer.json` and `tokenizer_config.json`, as JSON text. */
+  fingerprint(): string {
+    return JSON.stringify({ tokenizer: this.json, config: this.config });
   }
 
   /**
@@ -70,20 +93,79 @@ export class HfTokenizer implements TextTokenizer {
   }
 }
 
-/** Loads `tokenizer.json` (and `tokenizer_config.json` if present) from a model directory. */
+/** The largest id of a `tokenizer.json`'s model vocabulary and added tokens (-1 if none). */
+function largestId(json: Record<string, unknown>): number {
+  let max = -1;
+  const vocab = (json.model as { vocab?: unknown } | undefined)?.vocab;
+  if (Array.isArray(vocab)) max = vocab.length - 1; // Unigram: [token, score] pairs, id = index
+  else if (vocab && typeof vocab === "object") {
+    for (const id of Object.values(vocab)) if (typeof id === "number" && id > max) max = id;
+  }
+  for (const t of Array.isArray(json.added_tokens) ? json.added_tokens : []) {
+    const id = (t as { id?: unknown })?.id;
+    if (typeof id === "number" && id > max) max = id;
+  }
+  return max;
+}
+
+/**
+ * Raised for a tokenizer file that cannot be read or used; the message names the file. A
+ * {@link DataFormatError} (line 0), so scripts report it in one line as bad input.
+ */
+export class TokenizerError extends DataFormatError {
+  /**
+   * Creates an instance.
+   * @param file the offending file
+   * @param detail what is wrong
+   */
+  constructor(file: string, detail: string) {
+    super(file, 0, detail);
+    this.name = "TokenizerError";
+  }
+}
+
+/** Reads a JSON object from `path`; `null` when the file does not exist and `optional`. */
+async function readJsonObject(
+  path: string,
+  what: string,
+  optional: boolean,
+): Promise<Record<string, unknown> | null> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (optional && e instanceof Deno.errors.NotFound) return null;
+    throw new TokenizerError(path, `cannot read the ${what} (${(e as Error).message})`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new TokenizerError(path, `the ${what} is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new TokenizerError(path, `the ${what} is not a JSON object`);
+  }
+  return v as Record<string, unknown>;
+}
+
+/**
+ * Loads `tokenizer.json` (and `tokenizer_config.json` if present) from a model directory. A
+ * missing or malformed `tokenizer.json`, or a `tokenizer_config.json` that is there but not a
+ * JSON object, is a {@link TokenizerError} naming the file.
+ */
 export async function loadHfTokenizer(dir: string): Promise<HfTokenizer> {
   const path = `${dir}/tokenizer.json`;
-  let json: Record<string, unknown>;
+  const json = (await readJsonObject(path, "tokenizer", false))!;
+  const configPath = `${dir}/tokenizer_config.json`;
+  const config = await readJsonObject(configPath, "tokenizer config", true) ?? {};
+  let tokenizer: HfTokenizer;
   try {
-    json = JSON.parse(await Deno.readTextFile(path));
+    tokenizer = new HfTokenizer(json, config);
+    tokenizer.encode("a", 8); // a structurally broken tokenizer.json often fails only here
   } catch (e) {
-    throw new Error(`${path}: cannot read the tokenizer (${(e as Error).message})`);
+    throw new TokenizerError(path, `not a tokenizer this project can use: ${(e as Error).message}`);
   }
-  let config: Record<string, unknown> = {};
-  try {
-    config = JSON.parse(await Deno.readTextFile(`${dir}/tokenizer_config.json`));
-  } catch {
-    // tokenizer_config.json is optional; defaults apply.
-  }
-  return new HfTokenizer(json, config);
+  if (tokenizer.vocabSize < 1) throw new TokenizerError(path, "the tokenizer has no vocabulary");
+  return tokenizer;
 }
