@@ -50,3 +50,44 @@ Deno.test("truncation keeps [CLS] and the closing [SEP] and says so", async () =
   deepStrictEqual(cut.truncated, true);
   deepStrictEqual(cut.ids, [...full.slice(0, 4), full[full.length - 1]]);
 });
+
+Deno.test("tokenizer files: vocabulary size known; malformed files are errors naming the file", async () => {
+  const tok = await loadHfTokenizer(modelDir);
+  deepStrictEqual(tok.vocabSize, 30522);
+  const dir = await Deno.makeTempDir();
+  try {
+    const cases: [string, string | null, RegExp][] = [
+      ["{", null, /tokenizer.json: the tokenizer is not valid JSON/],
+      ["[1, 2]", null, /tokenizer.json: the tokenizer is not a JSON object/],
+      ["{}", null, /tokenizer.json: not a tokenizer this project can use: .*model/],
+      [
+        await Deno.readTextFile(`${modelDir}/tokenizer.json`),
+        "{oops",
+        /tokenizer_config.json: the tokenizer config is not valid JSON/,
+      ],
+    ];
+    for (const [json, config, re] of cases) {
+      await Deno.writeTextFile(`${dir}/tokenizer.json`, json);
+      if (config === null) await Deno.remove(`${dir}/tokenizer_config.json`).catch(() => {});
+      else await Deno.writeTextFile(`${dir}/tokenizer_config.json`, config);
+      let message = "";
+      try {
+        await loadHfTokenizer(dir);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      if (!message.startsWith(`${dir}/`) || !re.test(message)) {
+        throw new Error(`${JSON.stringify(message)} does not match ${re}`);
+      }
+    }
+    await Deno.remove(`${dir}/tokenizer.json`);
+    await Deno.remove(`${dir}/tokenizer_config.json`);
+    let message = "";
+    await loadHfTokenizer(dir).catch((e) => message = e.message);
+    if (!message.startsWith(`${dir}/tokenizer.json: cannot read the tokenizer`)) {
+      throw new Error(message);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -86,6 +86,27 @@ Deno.test("a malformed safetensors header is refused with the file name", () => 
       rawFile({ w: { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, new Uint8Array(8)),
       /outside the data/,
     ],
+    // Two tensors on the same bytes, a gap, trailing bytes, non-integer offsets, bad metadata.
+    [
+      rawFile({
+        a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+        b: { dtype: "F32", shape: [1], data_offsets: [4, 8] },
+      }, new Uint8Array(8)),
+      /b: data_offsets \[4, 8\] overlap the previous tensor's 8/,
+    ],
+    [
+      rawFile({ a: { dtype: "F32", shape: [1], data_offsets: [4, 8] } }, new Uint8Array(8)),
+      /a: data_offsets \[4, 8\] leave a gap after byte 0/,
+    ],
+    [
+      rawFile({ a: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, new Uint8Array(8)),
+      /the tensors cover 4 of the 8 data bytes/,
+    ],
+    [
+      rawFile({ a: { dtype: "F32", shape: [1], data_offsets: ["0", "4"] } }, new Uint8Array(4)),
+      /a: data_offsets \["0","4"\] are not integers/,
+    ],
+    [rawFile({ __metadata__: { step: 7 } }, new Uint8Array(0)), /__metadata__ must map/],
   ];
   for (const [bytes, pattern] of cases) {
     throws(() => parseSafetensors(bytes, file), (e: unknown) => {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { DataFormatError } from "../data/types.ts";
 
 /** Model families the encoder can express. */
 export type EncoderFamily = "bert" | "distilbert" | "mpnet" | "use-lite";
@@ -56,41 +57,134 @@ export interface EncoderConfig {
   padId: number;
 }
 
-/** Raised for a config.json this project cannot map; names the file and the field. */
-export class ConfigError extends Error {
+/**
+ * Raised for a config.json this project cannot map; names the file and the field. A
+ * {@link DataFormatError} (line 0), so scripts report it in one line as bad input.
+ */
+export class ConfigError extends DataFormatError {
   /**
    * Creates an instance.
    * @param file the offending config
    * @param detail what is wrong
    */
-  constructor(readonly file: string, detail: string) {
-    super(`${file}: ${detail}`);
+  constructor(file: string, detail: string) {
+    super(file, 0, detail);
     this.name = "ConfigError";
   }
 }
 
-function num(cfg: Record<string, unknown>, file: string, ...keys: string[]): number {
-  for (const key of keys) {
-    const v = cfg[key];
-    if (typeof v === "number" && Number.isFinite(v)) return v;
-  }
-  throw new ConfigError(file, `missing numeric field ${keys.join(" / ")}`);
+/** The first of `keys` that the config sets (not undefined/null), else the first key. */
+function present(cfg: Record<string, unknown>, keys: readonly string[]): string {
+  return keys.find((k) => cfg[k] !== undefined && cfg[k] !== null) ?? keys[0];
 }
+
+function show(v: unknown): string {
+  return typeof v === "string" ? JSON.stringify(v) : String(v);
+}
+
+/**
+ * An integer field (the first of `keys` that is set) of at least `min`; `fallback` when none is
+ * set, an error naming the field when none is set and there is no fallback, or when the value is
+ * not an integer >= min.
+ */
+function int(
+  cfg: Record<string, unknown>,
+  file: string,
+  keys: string | readonly string[],
+  min: number,
+  fallback?: number,
+): number {
+  const names = typeof keys === "string" ? [keys] : keys;
+  const key = present(cfg, names);
+  const v = cfg[key];
+  if (v === undefined || v === null) {
+    if (fallback !== undefined) return fallback;
+    throw new ConfigError(file, `field ${names.join(" / ")} is missing (an integer >= ${min})`);
+  }
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
+    throw new ConfigError(file, `field ${key} is ${show(v)}; expected an integer >= ${min}`);
+  }
+  return v;
+}
+
+/** A positive finite number field, or `fallback` when it is not set. */
+function positive(
+  cfg: Record<string, unknown>,
+  file: string,
+  key: string,
+  fallback: number,
+): number {
+  const v = cfg[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+    throw new ConfigError(file, `field ${key} is ${show(v)}; expected a positive number`);
+  }
+  return v;
+}
+
+/** The architecture sizes shared by the families, checked against each other. */
+function sizes(
+  cfg: Record<string, unknown>,
+  file: string,
+  keys: { hidden: string[]; layers: string[]; heads: string[]; intermediate: string[] },
+) {
+  const vocabSize = int(cfg, file, "vocab_size", 1);
+  const hidden = int(cfg, file, keys.hidden, 1);
+  const layers = int(cfg, file, keys.layers, 1);
+  const heads = int(cfg, file, keys.heads, 1);
+  const intermediate = int(cfg, file, keys.intermediate, 1);
+  if (hidden % heads !== 0) {
+    throw new ConfigError(
+      file,
+      `field ${present(cfg, keys.heads)} (${heads}) does not divide ${
+        present(cfg, keys.hidden)
+      } (${hidden}): every attention head needs the same width`,
+    );
+  }
+  const maxPositionEmbeddings = int(cfg, file, "max_position_embeddings", 1);
+  return { vocabSize, hidden, layers, heads, intermediate, maxPositionEmbeddings };
+}
+
+/** The pad token id: an integer in [0, vocab_size). */
+function padId(cfg: Record<string, unknown>, file: string, vocabSize: number, fallback: number) {
+  const id = int(cfg, file, "pad_token_id", 0, fallback);
+  if (id >= vocabSize) {
+    throw new ConfigError(
+      file,
+      `field pad_token_id (${id}) is not below vocab_size (${vocabSize})`,
+    );
+  }
+  return id;
+}
+
+const ACTIVATIONS = ["gelu", "relu"] as const;
 
 /**
  * Maps a Hugging Face `config.json` (BERT, DistilBERT, MPNet) onto an {@link EncoderConfig}.
  * `pooling` defaults to the family's convention: BERT's pooler where the checkpoint has one,
- * CLS otherwise.
+ * CLS otherwise. Every field is checked: sizes must be positive integers, the heads must divide
+ * the hidden width, the activation must be one the encoder has; a bad field is a
+ * {@link ConfigError} naming the file and the field.
  */
 export function configFromHf(
   cfg: Record<string, unknown>,
   file = "config.json",
   opts: { pooling?: Pooling; hasPooler?: boolean; normalize?: boolean } = {},
 ): EncoderConfig {
+  if (typeof cfg !== "object" || cfg === null || Array.isArray(cfg)) {
+    throw new ConfigError(file, `expected a JSON object, found ${JSON.stringify(cfg)}`);
+  }
+  if (cfg.model_type !== undefined && typeof cfg.model_type !== "string") {
+    throw new ConfigError(file, `field model_type is ${show(cfg.model_type)}; expected a string`);
+  }
   const type = String(cfg.model_type ?? "");
-  const act = String(cfg.hidden_act ?? cfg.activation ?? "gelu");
-  if (act !== "gelu" && act !== "relu") {
-    throw new ConfigError(file, `activation ${act} is not supported (gelu, relu)`);
+  const actKey = present(cfg, ["hidden_act", "activation"]);
+  const act = cfg[actKey] ?? "gelu";
+  if (!ACTIVATIONS.includes(act as typeof ACTIVATIONS[number])) {
+    throw new ConfigError(
+      file,
+      `field ${actKey} is ${show(act)}, which is not supported (${ACTIVATIONS.join(", ")})`,
+    );
   }
   const common = {
     normalize: opts.normalize ?? false,
@@ -98,85 +192,116 @@ export function configFromHf(
     embeddingScale: 1,
   };
   switch (type) {
-    case "bert":
+    case "bert": {
       if ((cfg.position_embedding_type ?? "absolute") !== "absolute") {
         throw new ConfigError(
           file,
-          `position_embedding_type ${cfg.position_embedding_type} is not supported`,
+          `field position_embedding_type ${
+            show(cfg.position_embedding_type)
+          } is not supported (absolute)`,
         );
       }
+      const z = sizes(cfg, file, {
+        hidden: ["hidden_size"],
+        layers: ["num_hidden_layers"],
+        heads: ["num_attention_heads"],
+        intermediate: ["intermediate_size"],
+      });
       return {
         ...common,
         family: "bert",
-        vocabSize: num(cfg, file, "vocab_size"),
-        hidden: num(cfg, file, "hidden_size"),
-        layers: num(cfg, file, "num_hidden_layers"),
-        heads: num(cfg, file, "num_attention_heads"),
-        intermediate: num(cfg, file, "intermediate_size"),
+        vocabSize: z.vocabSize,
+        hidden: z.hidden,
+        layers: z.layers,
+        heads: z.heads,
+        intermediate: z.intermediate,
         norm: "post",
-        layerNormEps: (cfg.layer_norm_eps as number) ?? 1e-12,
+        layerNormEps: positive(cfg, file, "layer_norm_eps", 1e-12),
         positions: "learned",
-        maxPositions: num(cfg, file, "max_position_embeddings"),
+        maxPositions: z.maxPositionEmbeddings,
         positionOffset: 0,
-        typeVocabSize: (cfg.type_vocab_size as number) ?? 2,
+        // Type 0 is looked up for every token, so the table needs a row.
+        typeVocabSize: int(cfg, file, "type_vocab_size", 1, 2),
         relativeAttentionBuckets: 0,
         relativeAttentionMaxDistance: 0,
         pooling: opts.pooling ?? (opts.hasPooler === false ? "cls" : "pooler"),
-        padId: (cfg.pad_token_id as number) ?? 0,
+        padId: padId(cfg, file, z.vocabSize, 0),
       };
-    case "distilbert":
+    }
+    case "distilbert": {
       if (cfg.sinusoidal_pos_embds) {
         throw new ConfigError(
           file,
-          "sinusoidal_pos_embds DistilBERT checkpoints are not supported",
+          "field sinusoidal_pos_embds: sinusoidal DistilBERT checkpoints are not supported",
+        );
+      }
+      const z = sizes(cfg, file, {
+        hidden: ["dim", "hidden_size"],
+        layers: ["n_layers", "num_hidden_layers"],
+        heads: ["n_heads", "num_attention_heads"],
+        intermediate: ["hidden_dim", "intermediate_size"],
+      });
+      return {
+        ...common,
+        family: "distilbert",
+        vocabSize: z.vocabSize,
+        hidden: z.hidden,
+        layers: z.layers,
+        heads: z.heads,
+        intermediate: z.intermediate,
+        norm: "post",
+        layerNormEps: 1e-12,
+        positions: "learned",
+        maxPositions: z.maxPositionEmbeddings,
+        positionOffset: 0,
+        typeVocabSize: 0,
+        relativeAttentionBuckets: 0,
+        relativeAttentionMaxDistance: 0,
+        pooling: opts.pooling ?? "cls",
+        padId: padId(cfg, file, z.vocabSize, 0),
+      };
+    }
+    case "mpnet": {
+      const z = sizes(cfg, file, {
+        hidden: ["hidden_size"],
+        layers: ["num_hidden_layers"],
+        heads: ["num_attention_heads"],
+        intermediate: ["intermediate_size"],
+      });
+      const pad = padId(cfg, file, z.vocabSize, 1);
+      // Positions run from padId + 1, so the longest input is max_position_embeddings - padId - 1.
+      const maxPositions = z.maxPositionEmbeddings - pad - 1;
+      if (maxPositions < 1) {
+        throw new ConfigError(
+          file,
+          `field max_position_embeddings (${z.maxPositionEmbeddings}) leaves no position for ` +
+            `tokens: MPNet counts positions from pad_token_id + 1 (${pad + 1})`,
         );
       }
       return {
         ...common,
-        family: "distilbert",
-        vocabSize: num(cfg, file, "vocab_size"),
-        hidden: num(cfg, file, "dim", "hidden_size"),
-        layers: num(cfg, file, "n_layers", "num_hidden_layers"),
-        heads: num(cfg, file, "n_heads", "num_attention_heads"),
-        intermediate: num(cfg, file, "hidden_dim", "intermediate_size"),
-        norm: "post",
-        layerNormEps: 1e-12,
-        positions: "learned",
-        maxPositions: num(cfg, file, "max_position_embeddings"),
-        positionOffset: 0,
-        typeVocabSize: 0,
-        relativeAttentionBuckets: 0,
-        relativeAttentionMaxDistance: 0,
-        pooling: opts.pooling ?? "cls",
-        padId: (cfg.pad_token_id as number) ?? 0,
-      };
-    case "mpnet": {
-      const padId = (cfg.pad_token_id as number) ?? 1;
-      return {
-        ...common,
         family: "mpnet",
-        vocabSize: num(cfg, file, "vocab_size"),
-        hidden: num(cfg, file, "hidden_size"),
-        layers: num(cfg, file, "num_hidden_layers"),
-        heads: num(cfg, file, "num_attention_heads"),
-        intermediate: num(cfg, file, "intermediate_size"),
+        vocabSize: z.vocabSize,
+        hidden: z.hidden,
+        layers: z.layers,
+        heads: z.heads,
+        intermediate: z.intermediate,
         norm: "post",
-        layerNormEps: (cfg.layer_norm_eps as number) ?? 1e-5,
+        layerNormEps: positive(cfg, file, "layer_norm_eps", 1e-5),
         positions: "learned",
-        // Positions run from padId + 1, so the longest input is max_position_embeddings - padId - 1.
-        maxPositions: num(cfg, file, "max_position_embeddings") - padId - 1,
-        positionOffset: padId + 1,
+        maxPositions,
+        positionOffset: pad + 1,
         typeVocabSize: 0,
-        relativeAttentionBuckets: (cfg.relative_attention_num_buckets as number) ?? 32,
+        relativeAttentionBuckets: int(cfg, file, "relative_attention_num_buckets", 4, 32),
         relativeAttentionMaxDistance: 128,
         pooling: opts.pooling ?? "cls",
-        padId,
+        padId: pad,
       };
     }
     default:
       throw new ConfigError(
         file,
-        `model_type "${type}" is not supported (bert, distilbert, mpnet)`,
+        `field model_type ${show(type)} is not supported (bert, distilbert, mpnet)`,
       );
   }
 }

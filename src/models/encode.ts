@@ -18,16 +18,42 @@ export interface Tokenized {
   truncated: number;
 }
 
-/** Tokenizes texts to at most `maxLength` ids each. */
+/** A short, printable excerpt of a text for error messages. */
+function excerpt(text: string, max = 60): string {
+  const flat = text.replace(/\s+/g, " ");
+  return JSON.stringify(flat.length > max ? `${flat.slice(0, max)}...` : flat);
+}
+
+/**
+ * Tokenizes texts to at most `maxLength` ids each. With `vocabRows` (the rows of the model's
+ * word embedding table), an id outside [0, vocabRows) is an error naming the text, instead of a
+ * lookup that reads zeros on the GPU.
+ */
 export function tokenizeAll(
   tokenizer: TextTokenizer,
   texts: readonly string[],
   maxLength: number,
+  vocabRows?: number,
 ): Tokenized {
   let truncated = 0;
-  const ids = texts.map((t) => {
+  const ids = texts.map((t, i) => {
     const r = tokenizer.encode(t, maxLength);
     if (r.truncated) truncated++;
+    if (vocabRows !== undefined) {
+      const bad = r.ids.find((id) => !(Number.isInteger(id) && id >= 0 && id < vocabRows));
+      if (bad !== undefined) {
+        throw new RangeError(
+          `text ${i} (${excerpt(t)}): the tokenizer gives id ${bad}, outside the model's ` +
+            `${vocabRows}-row word embedding table (is the tokenizer from another model?)`,
+        );
+      }
+    }
+    if (r.ids.length > maxLength) {
+      throw new RangeError(
+        `text ${i} (${excerpt(t)}): the tokenizer gives ${r.ids.length} ids for a maximum of ` +
+          `${maxLength}`,
+      );
+    }
     return r.ids;
   });
   return { ids, truncated };
@@ -115,7 +141,15 @@ export async function encodeTexts(
   opts: EncodeOptions = {},
 ): Promise<Embeddings> {
   const maxLength = Math.min(opts.maxLength ?? model.maxLength, model.maxLength);
-  const { ids, truncated } = tokenizeAll(model.tokenizer, texts, maxLength);
+  if (!(Number.isSafeInteger(maxLength) && maxLength >= 1)) {
+    throw new RangeError(`encodeTexts: maxLength must be a positive integer, not ${maxLength}`);
+  }
+  const { ids, truncated } = tokenizeAll(
+    model.tokenizer,
+    texts,
+    maxLength,
+    model.params.wordEmbeddings.shape[0],
+  );
   const dim = model.config.hidden;
   const data = new Float32Array(texts.length * dim);
   const batches = lengthBatches(

@@ -162,6 +162,29 @@ function positionIds(cfg: EncoderConfig, b: TokenBatch): Int32Array {
   return pos;
 }
 
+/**
+ * Throws unless every id of `ids` (a padded [batch, seq] batch) indexes one of a table's `rows`
+ * (a lookup past the end would read zeros on the GPU, where PyTorch raises an IndexError). The
+ * message names the id, the sequence, the position and the table.
+ */
+export function checkIds(
+  ids: Int32Array,
+  seq: number,
+  rows: number,
+  what: string,
+  table: string,
+): void {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (id < 0 || id >= rows) {
+      throw new RangeError(
+        `encoder: ${what} ${id} (sequence ${Math.floor(i / seq)}, position ${i % seq}) is ` +
+          `outside the ${rows}-row ${table} table`,
+      );
+    }
+  }
+}
+
 async function embed(
   gpu: Gpu,
   cfg: EncoderConfig,
@@ -170,6 +193,7 @@ async function embed(
   tape?: Tape,
 ): Promise<Tensor> {
   const n = b.batch * b.seq;
+  checkIds(b.ids, b.seq, p.wordEmbeddings.shape[0], "token id", "word embedding");
   const ids = Tensor.from(gpu, b.ids, [n], "i32");
   // The ids are on the host already: handing them over spares each backward a read-back.
   let x = await embedding(p.wordEmbeddings, ids, { tape, hostIds: b.ids });
@@ -177,6 +201,7 @@ async function embed(
   if (cfg.positions === "learned") {
     if (!p.positionEmbeddings) throw new Error("encoder: learned positions need a table");
     const hostPos = positionIds(cfg, b);
+    checkIds(hostPos, b.seq, p.positionEmbeddings.shape[0], "position id", "position embedding");
     const pos = Tensor.from(gpu, hostPos, [n], "i32");
     x = await add(x, await embedding(p.positionEmbeddings, pos, { tape, hostIds: hostPos }), {
       tape,
@@ -189,6 +214,7 @@ async function embed(
   }
   if (p.tokenTypeEmbeddings) {
     const hostTypes = new Int32Array(n);
+    checkIds(hostTypes, b.seq, p.tokenTypeEmbeddings.shape[0], "token type", "token type");
     const types = Tensor.zeros(gpu, [n], "i32");
     x = await add(x, await embedding(p.tokenTypeEmbeddings, types, { tape, hostIds: hostTypes }), {
       tape,

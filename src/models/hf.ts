@@ -11,6 +11,7 @@ import { loadHfTokenizer, type TextTokenizer } from "../text/tokenizer.ts";
 import { ConfigError, configFromHf, type EncoderConfig, type Pooling } from "./config.ts";
 import type { EncoderParams, LayerParams, Linear, Norm } from "./encoder.ts";
 import { type NamedTensor, readModelWeights } from "./safetensors.ts";
+import { DataFormatError } from "../data/types.ts";
 
 /** An encoder ready to run: its config, its parameters by role and by name, its tokenizer. */
 export interface LoadedEncoder {
@@ -106,9 +107,41 @@ function layerNames(
   }
 }
 
+/** A table's role, for messages: its weight name and the config.json field that sizes it. */
+const TABLES = [
+  { name: "embeddings.word_embeddings.weight", field: "vocab_size" },
+  { name: "embeddings.position_embeddings.weight", field: "max_position_embeddings" },
+  { name: "embeddings.token_type_embeddings.weight", field: "type_vocab_size" },
+] as const;
+
+/**
+ * Checks the embedding tables' row counts against the config before anything is looked up in
+ * them: Hugging Face refuses a mismatch when loading, and a lookup past a table's end on the GPU
+ * would silently read zeros. The position table must have exactly the rows the config's
+ * `max_position_embeddings` declares (MPNet's positions start after the padding id, and that
+ * offset is part of the count).
+ */
+function checkTables(cfg: EncoderConfig, weights: Map<string, NamedTensor>, source: string) {
+  const rows = [cfg.vocabSize, cfg.maxPositions + cfg.positionOffset, cfg.typeVocabSize];
+  TABLES.forEach(({ name, field }, i) => {
+    if (i === 2 && cfg.typeVocabSize === 0) return;
+    const t = weights.get(name);
+    if (!t) throw new DataFormatError(source, 0, `missing weight ${name}`);
+    if (t.shape.length !== 2 || t.shape[1] !== cfg.hidden || t.shape[0] !== rows[i]) {
+      throw new DataFormatError(
+        source,
+        0,
+        `${name} has shape [${t.shape}], but config.json's ${field} (${rows[i]}) and hidden ` +
+          `size (${cfg.hidden}) make it [${rows[i]},${cfg.hidden}]`,
+      );
+    }
+  });
+}
+
 /**
  * Builds encoder parameters from named host tensors (Hugging Face names), uploading them.
- * Throws naming the first missing tensor or shape mismatch.
+ * Throws naming the first missing tensor or shape mismatch; the embedding tables' rows must
+ * match the config's `vocab_size`, `max_position_embeddings` and `type_vocab_size`.
  */
 export function paramsFromHfWeights(
   gpu: Gpu,
@@ -116,12 +149,13 @@ export function paramsFromHfWeights(
   weights: Map<string, NamedTensor>,
   source = "model",
 ): { params: EncoderParams; named: Map<string, Tensor> } {
+  checkTables(cfg, weights, source);
   const named = new Map<string, Tensor>();
   const take = (name: string, shape: number[]): Tensor => {
     const t = weights.get(name);
-    if (!t) throw new Error(`${source}: missing weight ${name}`);
+    if (!t) throw new DataFormatError(source, 0, `missing weight ${name}`);
     if (t.shape.join(",") !== shape.join(",")) {
-      throw new Error(`${source}: ${name} has shape [${t.shape}], expected [${shape}]`);
+      throw new DataFormatError(source, 0, `${name} has shape [${t.shape}], expected [${shape}]`);
     }
     const g = Tensor.from(gpu, t.data, t.shape, "f32", name);
     named.set(name, g);
@@ -137,11 +171,10 @@ export function paramsFromHfWeights(
     weight: take(`${n}.weight`, [H]),
     bias: take(`${n}.bias`, [H]),
   });
-  const positions = weights.get("embeddings.position_embeddings.weight");
   const params: EncoderParams = {
     wordEmbeddings: take("embeddings.word_embeddings.weight", [cfg.vocabSize, H]),
     positionEmbeddings: take("embeddings.position_embeddings.weight", [
-      positions?.shape[0] ?? 0,
+      cfg.maxPositions + cfg.positionOffset,
       H,
     ]),
     embeddingNorm: ln("embeddings.LayerNorm"),
@@ -182,8 +215,46 @@ export interface LoadHfOptions {
   pooling?: Pooling;
   /** L2-normalise the pooled embeddings (default true: retrieval uses cosine). */
   normalize?: boolean;
-  /** Longest input in tokens; default the model's maximum (and tokenizer's, if smaller). */
+  /**
+   * Longest input in tokens (a positive integer); default the model's maximum (and the
+   * tokenizer's, if smaller). A larger value is capped at the model's maximum.
+   */
   maxLength?: number;
+}
+
+/** The `model_max_length` of a `tokenizer_config.json`, if the file exists and sets one. */
+async function tokenizerMaxLength(path: string): Promise<number> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return Infinity; // optional file
+    throw new DataFormatError(path, 0, `cannot read (${(e as Error).message})`);
+  }
+  let tc: unknown;
+  try {
+    tc = JSON.parse(text);
+  } catch (e) {
+    throw new DataFormatError(path, 0, `not valid JSON (${(e as Error).message})`);
+  }
+  const v = (tc as Record<string, unknown> | null)?.model_max_length;
+  if (v === undefined || v === null) return Infinity;
+  // Hugging Face writes a huge sentinel (1e30) for "no limit".
+  if (typeof v !== "number" || !(v >= 1)) {
+    throw new DataFormatError(
+      path,
+      0,
+      `field model_max_length is ${JSON.stringify(v)}; expected a number >= 1`,
+    );
+  }
+  return v < 1e6 ? Math.floor(v) : Infinity;
+}
+
+/** Checks a requested maximum length: a positive integer. */
+export function checkMaxLength(maxLength: number | undefined, what = "maxLength"): void {
+  if (maxLength !== undefined && !(Number.isSafeInteger(maxLength) && maxLength >= 1)) {
+    throw new RangeError(`${what} must be a positive integer, not ${maxLength}`);
+  }
 }
 
 /**
@@ -199,6 +270,7 @@ export async function loadHfEncoder(
   dir: string,
   opts: LoadHfOptions = {},
 ): Promise<LoadedEncoder> {
+  checkMaxLength(opts.maxLength);
   const configPath = `${dir}/config.json`;
   let raw: Record<string, unknown>;
   try {
@@ -206,23 +278,30 @@ export async function loadHfEncoder(
   } catch (e) {
     throw new ConfigError(configPath, `cannot read (${(e as Error).message})`);
   }
-  const weights = stripPrefixes(await readModelWeights(dir));
+  // The config and the tokenizer are checked before the (large) weights are read.
   const config = configFromHf(raw, configPath, {
     pooling: opts.pooling,
-    hasPooler: weights.has("pooler.dense.weight"),
+    hasPooler: true, // decided below, once the weights are known
     normalize: opts.normalize ?? true,
   });
-  const { params, named } = paramsFromHfWeights(gpu, config, weights, dir);
   const tokenizer = await loadHfTokenizer(dir);
-  let tokMax = Infinity;
-  try {
-    const tc = JSON.parse(await Deno.readTextFile(`${dir}/tokenizer_config.json`));
-    if (typeof tc.model_max_length === "number" && tc.model_max_length < 1e6) {
-      tokMax = tc.model_max_length;
-    }
-  } catch {
-    // no tokenizer_config.json: the model's own maximum applies
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new DataFormatError(
+      `${dir}/tokenizer.json`,
+      0,
+      `the tokenizer has ids up to ${tokenizer.vocabSize - 1} ` +
+        `(${tokenizer.vocabSize} ids), but ${configPath} has vocab_size ${config.vocabSize} ` +
+        `(the rows of embeddings.word_embeddings.weight): ids past the table would have no ` +
+        `embedding. Is the tokenizer from another model?`,
+    );
   }
+  const tokMax = await tokenizerMaxLength(`${dir}/tokenizer_config.json`);
+  const weights = stripPrefixes(await readModelWeights(dir));
+  if (opts.pooling === undefined && config.family === "bert") {
+    config.pooling = weights.has("pooler.dense.weight") ? "pooler" : "cls";
+  }
+  // The word table's rows are checked against vocab_size with the other tables.
+  const { params, named } = paramsFromHfWeights(gpu, config, weights, dir);
   const maxLength = Math.min(opts.maxLength ?? Infinity, config.maxPositions, tokMax);
   return { config, params, named, tokenizer, maxLength, sourceDir: dir };
 }

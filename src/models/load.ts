@@ -7,7 +7,8 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { type LoadedEncoder, loadHfEncoder } from "./hf.ts";
+import { ConfigError } from "./config.ts";
+import { checkMaxLength, type LoadedEncoder, loadHfEncoder } from "./hf.ts";
 import { type NamedTensor, readModelWeights, writeSafetensors } from "./safetensors.ts";
 import { loadUseLite, USE_LITE_CONFIG } from "./use_lite.ts";
 import { locateUseLite } from "./use_lite_assets.ts";
@@ -79,9 +80,12 @@ export async function downloadHubModel(name: string, cacheDir = modelCacheDir())
         throw new Error(`${name} has no safetensors weights on the Hub (model.safetensors)`);
       }
       const index = JSON.parse(await Deno.readTextFile(`${tmp}/model.safetensors.index.json`));
-      for (const shard of new Set(Object.values(index.weight_map) as string[])) {
-        await fetchTo(shard);
+      const map = index?.weight_map;
+      const shards = map && typeof map === "object" ? Object.values(map) : [];
+      if (!shards.length || !shards.every((f) => typeof f === "string" && /^\w[\w.-]*$/.test(f))) {
+        throw new Error(`${base}/model.safetensors.index.json: no usable weight_map`);
       }
+      for (const shard of new Set(shards as string[])) await fetchTo(shard);
     }
     await Deno.rename(tmp, dir);
   } catch (e) {
@@ -104,6 +108,7 @@ export async function loadEncoder(
   spec: string,
   opts: LoadEncoderOptions = {},
 ): Promise<LoadedEncoder> {
+  checkMaxLength(opts.maxLength);
   if (spec === "use-lite") return await loadUseLite(gpu, { maxLength: opts.maxLength });
   if (await isDir(spec)) {
     const configPath = `${spec}/config.json`;
@@ -111,7 +116,10 @@ export async function loadEncoder(
     try {
       raw = JSON.parse(await Deno.readTextFile(configPath));
     } catch (e) {
-      throw new Error(`${configPath}: cannot read the model config (${(e as Error).message})`);
+      throw new ConfigError(configPath, `cannot read the model config (${(e as Error).message})`);
+    }
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+      throw new ConfigError(configPath, `expected a JSON object, found ${JSON.stringify(raw)}`);
     }
     if (raw.model_type === USE_LITE_MODEL_TYPE) {
       const weights = await readModelWeights(spec);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { DataFormatError } from "../data/types.ts";
 
 /** A named tensor read from or written to a safetensors file. */
 export interface NamedTensor {
@@ -15,15 +16,18 @@ export interface NamedTensor {
   data: Float32Array | Int32Array;
 }
 
-/** Raised for a file that is not valid safetensors; names the file. */
-export class SafetensorsError extends Error {
+/**
+ * Raised for a file that is not valid safetensors; names the file. A {@link DataFormatError}
+ * (line 0), so scripts report it in one line as bad input.
+ */
+export class SafetensorsError extends DataFormatError {
   /**
    * Creates an instance.
    * @param file the offending file
    * @param detail what is wrong
    */
-  constructor(readonly file: string, detail: string) {
-    super(`${file}: malformed safetensors: ${detail}`);
+  constructor(file: string, detail: string) {
+    super(file, 0, `malformed safetensors: ${detail}`);
     this.name = "SafetensorsError";
   }
 }
@@ -139,8 +143,15 @@ export function parseSafetensors(
   const dataLength = bytes.byteLength - dataStart;
   const tensors = new Map<string, NamedTensor>();
   let metadata: Record<string, string> = {};
+  const spans: [begin: number, end: number, name: string][] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") {
+      if (
+        typeof entry !== "object" || entry === null || Array.isArray(entry) ||
+        !Object.values(entry).every((v) => typeof v === "string")
+      ) {
+        throw new SafetensorsError(file, "__metadata__ must map names to strings");
+      }
       metadata = entry as Record<string, string>;
       continue;
     }
@@ -159,6 +170,12 @@ export function parseSafetensors(
     if (!width) throw new SafetensorsError(file, `${name}: unknown dtype ${e.dtype}`);
     const [begin, end] = e.data_offsets as number[];
     const count = shape.reduce((a, b) => a * b, 1);
+    if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end)) {
+      throw new SafetensorsError(
+        file,
+        `${name}: data_offsets ${JSON.stringify(e.data_offsets)} are not integers`,
+      );
+    }
     if (!(begin >= 0 && end >= begin && end <= dataLength)) {
       throw new SafetensorsError(
         file,
@@ -171,9 +188,28 @@ export function parseSafetensors(
         `${name}: ${end - begin} bytes for ${count} ${e.dtype} values of shape [${shape}]`,
       );
     }
+    spans.push([begin, end, name]);
     if (wanted && !wanted.has(name)) continue;
     const slice = bytes.subarray(dataStart + begin, dataStart + end);
     tensors.set(name, { shape, data: decode(file, name, e.dtype, slice, count) });
+  }
+  // As the reference reader requires: the tensors tile the data, with no overlap, gap or tail
+  // (an overlap would give two tensors the same bytes; a tail hints at a truncated header).
+  spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let at = 0;
+  for (const [begin, end, name] of spans) {
+    if (begin !== at) {
+      throw new SafetensorsError(
+        file,
+        `${name}: data_offsets [${begin}, ${end}] ${
+          begin < at ? "overlap the previous tensor's" : "leave a gap after byte"
+        } ${at}`,
+      );
+    }
+    at = end;
+  }
+  if (at !== dataLength) {
+    throw new SafetensorsError(file, `the tensors cover ${at} of the ${dataLength} data bytes`);
   }
   return { tensors, metadata };
 }
@@ -193,22 +229,33 @@ export async function readModelWeights(dir: string): Promise<Map<string, NamedTe
   const index = `${dir}/model.safetensors.index.json`;
   if (await exists(single)) return await readSafetensors(single);
   if (!(await exists(index))) {
-    throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
+    throw new DataFormatError(dir, 0, "no model.safetensors or model.safetensors.index.json");
   }
   let map: Record<string, string>;
   try {
-    map = JSON.parse(await Deno.readTextFile(index)).weight_map;
+    map = JSON.parse(await Deno.readTextFile(index))?.weight_map;
   } catch (e) {
-    throw new Error(`${index}: not a valid index (${(e as Error).message})`);
+    throw new DataFormatError(index, 0, `not a valid index (${(e as Error).message})`);
   }
-  if (!map || typeof map !== "object") throw new Error(`${index}: no weight_map`);
+  if (!map || typeof map !== "object" || Array.isArray(map)) {
+    throw new DataFormatError(index, 0, "no weight_map object");
+  }
+  for (const [name, shard] of Object.entries(map)) {
+    if (typeof shard !== "string" || shard === "" || shard.includes("/") || shard.startsWith(".")) {
+      throw new DataFormatError(
+        index,
+        0,
+        `weight_map entry ${name} names no shard file (${JSON.stringify(shard)})`,
+      );
+    }
+  }
   const out = new Map<string, NamedTensor>();
   for (const shard of new Set(Object.values(map))) {
     for (const [k, v] of await readSafetensors(`${dir}/${shard}`)) out.set(k, v);
   }
   const missing = Object.keys(map).filter((k) => !out.has(k));
   if (missing.length) {
-    throw new Error(`${index}: tensors missing from shards: ${missing.join(", ")}`);
+    throw new DataFormatError(index, 0, `tensors missing from shards: ${missing.join(", ")}`);
   }
   return out;
 }
