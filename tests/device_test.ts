@@ -45,3 +45,35 @@ Deno.test("an uncaptured validation error fails the next GPU call", async () => 
   small.zero();
   small.destroy();
 });
+
+Deno.test("acquiring the GPU without XDG_RUNTIME_DIR prints no 'error:' line on stderr", async () => {
+  // libwayland, probed by Mesa's Vulkan drivers, printed "error: XDG_RUNTIME_DIR is invalid or
+  // not set in the environment." twice when the caller had not set it (the README's commands).
+  const env = Deno.env.toObject();
+  delete env.XDG_RUNTIME_DIR;
+  const device = new URL("../src/gpu/device.ts", import.meta.url).href;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { getGpu } from "${device}";\n` +
+      `const gpu = await getGpu();\n` +
+      `console.log(JSON.stringify({ adapter: gpu.adapterName, ` +
+      `runtime: Deno.env.get("XDG_RUNTIME_DIR") }));\n` +
+      `gpu.device.destroy();`,
+    ],
+    env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  if (!out.success || stderr.includes("XDG_RUNTIME_DIR") || /^error:/m.test(stderr)) {
+    throw new Error(`exit ${out.code}, stderr:\n${stderr}`);
+  }
+  const { runtime } = JSON.parse(new TextDecoder().decode(out.stdout));
+  // The private directory stands in for the variable: the caller's own, mode 0700.
+  const st = await Deno.stat(runtime);
+  if (!st.isDirectory || st.uid !== Deno.uid() || (st.mode! & 0o777) !== 0o700) {
+    throw new Error(`${runtime}: not a private directory (mode ${st.mode?.toString(8)})`);
+  }
+});

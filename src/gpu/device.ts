@@ -99,10 +99,46 @@ function describeAdapter(info: GPUAdapterInfo | undefined): string {
   return parts.length ? parts.join(", ") : "unknown adapter";
 }
 
+/**
+ * On Linux, Mesa's Vulkan drivers (lavapipe included) look for a Wayland display when the
+ * adapter is requested, and libwayland prints `error: XDG_RUNTIME_DIR is invalid or not set in
+ * the environment.` (twice) when that variable is unset, before anything has gone wrong. When
+ * it is unset (or not an absolute path), point it at a private directory: `<tmp>/selfmargin-
+ * runtime-<uid>`, created with mode 0700 (or a fresh temporary directory if that name is taken
+ * by someone else or is not private). No Wayland socket is there, so the probe fails quietly, as
+ * it does under a desktop session without a compositor. Child processes inherit the variable.
+ * Without the permissions to do this, nothing changes but the message.
+ */
+function ensureRuntimeDir(): string | undefined {
+  if (Deno.build.os !== "linux") return undefined;
+  try {
+    const current = Deno.env.get("XDG_RUNTIME_DIR");
+    if (current && current.startsWith("/")) return current;
+    const tmp = Deno.env.get("TMPDIR");
+    const base = tmp && tmp.startsWith("/") ? tmp.replace(/\/+$/, "") || "/" : "/tmp";
+    const uid = Deno.uid();
+    let dir = `${base}/selfmargin-runtime-${uid}`;
+    try {
+      Deno.mkdirSync(dir, { mode: 0o700 });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+    const st = Deno.lstatSync(dir);
+    if (!st.isDirectory || st.uid !== uid || ((st.mode ?? 0) & 0o077) !== 0) {
+      dir = Deno.makeTempDirSync({ prefix: "selfmargin-runtime-" }); // mode 0700, unique
+    }
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+    return dir;
+  } catch {
+    return undefined; // no env, sys or write permission: only the message remains
+  }
+}
+
 async function acquireGpu(): Promise<Gpu> {
   if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
     throw new GpuUnavailableError("this runtime exposes no navigator.gpu");
   }
+  ensureRuntimeDir();
   let adapter: GPUAdapter | null = null;
   try {
     adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
