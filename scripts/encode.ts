@@ -6,10 +6,18 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import {
+  checkInputFile,
+  checkModelSpec,
+  checkOutputFile,
+  knownErrorExitCode,
+  positiveIntFlag,
+  samePath,
+  UsageError,
+} from "../src/cli/cli_checks.ts";
 import { EmbeddingsWriter, idsPathFor } from "../src/cli/embeddings_out.ts";
 import { formatCount, formatDuration, formatRate, ProgressBar } from "../src/cli/progress.ts";
 import { readTextsJsonl } from "../src/cli/texts_jsonl.ts";
-import { DataFormatError } from "../src/data/types.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { encodeTexts } from "../src/models/encode.ts";
 import { loadEncoder } from "../src/models/load.ts";
@@ -29,6 +37,9 @@ Output, by the extension of --out:
            order, plus the ids in order in OUT.ids.json (a JSON array; see --ids)
   other    JSON Lines {"id": "...", "embedding": [...]}, in input order; each float32 printed
            in the shortest decimal that reads back to the same float32
+The output is written to a temporary file beside it and renamed into place at the end: on any
+error (a NaN or infinite embedding is one, in both formats) or Ctrl-C, an existing OUT (and its
+ids file) keeps its old content and no temporary file is left behind.
 
 Options:
   --model NAME       use-lite (the embedded default, 512-d), a model directory (Hugging Face
@@ -49,22 +60,70 @@ Options:
   -h, --help         this text
 
 At the end (stderr): texts, texts/s and tokens/s of the encoding (model loading excluded),
-and how many texts were truncated.`;
+and how many texts were truncated.
 
-function fail(message: string, code = 2): never {
-  console.error(`encode: ${message}`);
-  Deno.exit(code);
-}
-
-function positiveInt(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) fail(`${name} expects a positive integer, got '${value}'`);
-  return n;
-}
+Every flag is checked before anything is loaded. Exit status: 0 done, 2 bad flags or input
+(one line on stderr, naming the file and line or the flag), 1 failure while encoding (no GPU,
+a non-finite embedding, a write error), 130 interrupted.`;
 
 /** Texts encoded per call of the encoder, so memory stays bounded for big inputs. */
 const CHUNK = 16384;
+
+/** The exit codes of a process ended by SIGINT (Ctrl-C) and SIGTERM, as shells report them. */
+const SIGNALS = { SIGINT: 130, SIGTERM: 143 } as const;
+
+/**
+ * Ctrl-C and SIGTERM: the temporary output files are removed and the process exits (130, 143),
+ * leaving --out as it was. While temporary files are being created or renamed into place
+ * (inside {@link Interrupts.guard}), a signal waits for that step to finish, so that no file is
+ * left behind and no rename is cut short.
+ */
+class Interrupts {
+  /** The writer whose temporary files a signal removes. */
+  writer: EmbeddingsWriter | undefined;
+  readonly #out: string;
+  #depth = 0;
+  #pending = 0;
+  readonly #handlers: [Deno.Signal, () => void][] = [];
+
+  constructor(out: string) {
+    this.#out = out;
+    for (const [signal, code] of Object.entries(SIGNALS)) {
+      if (signal !== "SIGINT" && Deno.build.os === "windows") continue;
+      const handler = () => {
+        this.#pending = code;
+        if (this.#depth === 0) this.#stop();
+      };
+      Deno.addSignalListener(signal as Deno.Signal, handler);
+      this.#handlers.push([signal as Deno.Signal, handler]);
+    }
+  }
+
+  /** Runs `step` with signals held back until it has finished. */
+  async guard<T>(step: () => Promise<T>): Promise<T> {
+    this.#depth++;
+    try {
+      return await step();
+    } finally {
+      this.#depth--;
+      if (this.#pending && this.#depth === 0) this.#stop();
+    }
+  }
+
+  #stop(): never {
+    if (this.writer === undefined || this.writer.abortSync()) {
+      console.error(`\nencode: interrupted; nothing was written (${this.#out} is as it was)`);
+    } else {
+      console.error(`\nencode: interrupted once ${this.#out} was in place`);
+    }
+    Deno.exit(this.#pending);
+  }
+
+  /** Stops listening. */
+  dispose(): void {
+    for (const [signal, handler] of this.#handlers) Deno.removeSignalListener(signal, handler);
+  }
+}
 
 async function main(argv: string[]): Promise<void> {
   let parsed;
@@ -86,37 +145,88 @@ async function main(argv: string[]): Promise<void> {
       },
     });
   } catch (e) {
-    fail(`${(e as Error).message}\n(see --help)`);
+    throw new UsageError(`${(e as Error).message}\n(see --help)`);
   }
   const v = parsed.values;
   if (v.help) {
     console.log(HELP);
     return;
   }
-  if (!v.input) fail("--input FILE is required (see --help)");
-  if (!v.out) fail("--out FILE is required (see --help)");
-  const batchSize = positiveInt(v["batch-size"], "--batch-size") ?? 64;
-  const maxTokens = positiveInt(v["max-tokens"], "--max-tokens") ?? 16384;
-  const maxLength = positiveInt(v["max-length"], "--max-length");
+
+  if (!v.input) throw new UsageError("--input FILE is required (see --help)");
+  if (!v.out) throw new UsageError("--out FILE is required (see --help)");
+  const interrupts = new Interrupts(v.out);
+  try {
+    await run({ ...v, input: v.input, out: v.out }, interrupts);
+  } finally {
+    interrupts.dispose();
+  }
+}
+
+/** The flags of the command line, as parsed. */
+interface Flags {
+  model: string;
+  input: string;
+  out: string;
+  ids?: string;
+  "batch-size"?: string;
+  "max-tokens"?: string;
+  "max-length"?: string;
+  field: string;
+  "no-title": boolean;
+  quiet: boolean;
+}
+
+async function run(v: Flags, interrupts: Interrupts): Promise<void> {
+  // Every flag is checked before the texts and the model are loaded.
+  const batchSize = positiveIntFlag("--batch-size", v["batch-size"]) ?? 64;
+  const maxTokens = positiveIntFlag("--max-tokens", v["max-tokens"]) ?? 16384;
+  const maxLength = positiveIntFlag("--max-length", v["max-length"]);
+  if (v.field === "") throw new UsageError("--field needs a field name");
+  await checkModelSpec("--model", v.model);
+  await checkInputFile("--input", v.input);
+  const npy = /\.npy$/i.test(v.out);
+  if (v.ids !== undefined && !npy) {
+    throw new UsageError(`--ids applies to .npy output only (${v.out} is written as JSON Lines)`);
+  }
+  if (v.ids !== undefined && !/\.(json|txt)$/i.test(v.ids)) {
+    throw new UsageError(
+      `--ids must end in .json (a JSON array) or .txt (one id per line) (got ${v.ids})`,
+    );
+  }
+  const idsGiven = npy ? (v.ids ?? idsPathFor(v.out)) : undefined;
+  if (await samePath(v.out, v.input)) {
+    throw new UsageError(`--out ${v.out} is the --input file; it would be overwritten`);
+  }
+  if (idsGiven !== undefined) {
+    if (await samePath(idsGiven, v.input)) {
+      throw new UsageError(`the ids file ${idsGiven} is the --input file; it would be overwritten`);
+    }
+    if (await samePath(idsGiven, v.out)) {
+      throw new UsageError(`--ids ${idsGiven} is the --out file`);
+    }
+  }
+  // (These create and remove a file in the output directories: guarded against signals.)
+  const outPath = await interrupts.guard(() => checkOutputFile("--out", v.out));
+  const idsPath = idsGiven === undefined
+    ? undefined
+    : await interrupts.guard(() =>
+      checkOutputFile(v.ids === undefined ? "ids file" : "--ids", idsGiven)
+    );
   const quiet = v.quiet;
   const say = (line: string) => {
     if (!quiet) console.error(line);
   };
 
-  let records;
-  try {
-    records = await readTextsJsonl(v.input, { field: v.field, title: !v["no-title"] });
-  } catch (e) {
-    if (e instanceof DataFormatError) fail(e.message);
-    throw e;
-  }
+  const records = await readTextsJsonl(v.input, { field: v.field, title: !v["no-title"] });
   const t0 = performance.now();
   const gpu = await getGpu();
   let model;
   try {
     model = await loadEncoder(gpu, v.model, { maxLength });
   } catch (e) {
-    fail(`cannot load model '${v.model}': ${(e as Error).message}`);
+    if (knownErrorExitCode(e) !== undefined) throw e;
+    throw new UsageError(`cannot load model '${v.model}': ${(e as Error).message}`);
   }
   const dim = model.config.hidden;
   const length = Math.min(maxLength ?? model.maxLength, model.maxLength);
@@ -127,27 +237,37 @@ async function main(argv: string[]): Promise<void> {
       } s`,
   );
 
-  const out = await EmbeddingsWriter.open(v.out, records.length, dim, {
-    idsPath: v.ids ?? (/\.npy$/i.test(v.out) ? idsPathFor(v.out) : undefined),
+  const out = await interrupts.guard(async () => {
+    interrupts.writer = await EmbeddingsWriter.open(outPath, records.length, dim, { idsPath });
+    return interrupts.writer;
   });
+  let files: string[];
   const bar = new ProgressBar("encode", { total: records.length, unit: "texts", silent: quiet });
   const start = performance.now();
   let tokens = 0, truncated = 0;
-  for (let c = 0; c < records.length; c += CHUNK) {
-    const chunk = records.slice(c, c + CHUNK);
-    const emb = await encodeTexts(gpu, model, chunk.map((r) => r.text), {
-      batchSize,
-      maxTokens,
-      maxLength: length,
-      onProgress: (done, tok) => bar.update(c + done, `${formatCount(tokens + tok)} tokens`),
-    });
-    tokens += emb.tokens;
-    truncated += emb.truncated;
-    await out.write(chunk.map((r) => r.id), emb.data);
+  try {
+    for (let c = 0; c < records.length; c += CHUNK) {
+      const chunk = records.slice(c, c + CHUNK);
+      const emb = await encodeTexts(gpu, model, chunk.map((r) => r.text), {
+        batchSize,
+        maxTokens,
+        maxLength: length,
+        onProgress: (done, tok) => bar.update(c + done, `${formatCount(tokens + tok)} tokens`),
+      });
+      tokens += emb.tokens;
+      truncated += emb.truncated;
+      await out.write(chunk.map((r) => r.id), emb.data);
+    }
+    files = await interrupts.guard(() => out.close());
+  } catch (e) {
+    bar.finish(); // ends the bar's line, so that the error gets its own
+    if (out.abortSync() && e instanceof Error && knownErrorExitCode(e) !== undefined) {
+      e.message += `; nothing was written (${v.out} is as it was)`;
+    }
+    throw e;
   }
   const seconds = (performance.now() - start) / 1000;
   bar.finish(`${formatCount(tokens)} tokens`);
-  const files = await out.close();
   say(
     `encode: ${records.length} texts in ${formatDuration(seconds)} (${seconds.toFixed(2)} s): ` +
       `${formatRate(records.length / seconds, "texts")}, ${
@@ -159,5 +279,13 @@ async function main(argv: string[]): Promise<void> {
 }
 
 if (import.meta.main) {
-  await main(Deno.args);
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    // Bad input and known failures: one line, no stack trace. Anything else is a bug: its stack.
+    const code = knownErrorExitCode(e);
+    if (code === undefined) throw e;
+    console.error(`encode: ${(e as Error).message}`);
+    Deno.exit(code);
+  }
 }

@@ -1,10 +1,12 @@
 /**
  * Writing embeddings to disk, as `deno task encode` does: JSON Lines `{"id", "embedding": [..]}`
  * with each float32 printed in its shortest exact decimal form, or a NumPy `.npy` file (format
- * version 1.0, little-endian float32, shape [n, dim]) with the ids beside it.
+ * version 1.0, little-endian float32, shape [n, dim]) with the ids beside it. Non-finite values
+ * are refused in both, and an existing output file is replaced only once the new one is complete.
  *
  * @module
  */
+import { atomicFile } from "../util/fs.ts";
 
 /**
  * The shortest decimal (as a JS number) that rounds back to the same float32: `0.1` for
@@ -20,13 +22,61 @@ export function shortestFloat32(v: number): number {
   return Number(v.toPrecision(9)); // 9 significant digits always identify a float32
 }
 
-/** One output line (without `\n`): `{"id":"..","embedding":[..]}`. Throws on a non-finite value. */
+/**
+ * A NaN or infinite value in an embedding: neither output format may hold one (JSON has no
+ * NaN; a `.npy` with NaN rows poisons every score computed from it).
+ */
+export class NonFiniteEmbeddingError extends RangeError {
+  /** The id of the text whose embedding it is. */
+  readonly id: string;
+  /** The row of the output (0-based, input order), when known. */
+  readonly row: number | undefined;
+  /** The dimension holding the value. */
+  readonly dimension: number;
+  /** The value (NaN, Infinity or -Infinity). */
+  readonly value: number;
+
+  /** Builds the error; the message names the text id, the row and the dimension. */
+  constructor(id: string, row: number | undefined, dimension: number, value: number) {
+    super(
+      `the embedding of text "${id}"${
+        row === undefined ? "" : ` (row ${row})`
+      } has a non-finite value at dimension ${dimension}: ${value}`,
+    );
+    this.name = "NonFiniteEmbeddingError";
+    this.id = id;
+    this.row = row;
+    this.dimension = dimension;
+    this.value = value;
+  }
+}
+
+/**
+ * Throws a {@link NonFiniteEmbeddingError} for the first non-finite value of row-major `data`
+ * (`ids.length` rows of width `dim`); `firstRow` is the output row of `ids[0]`.
+ */
+export function checkFinite(
+  ids: readonly string[],
+  data: Float32Array,
+  dim: number,
+  firstRow = 0,
+): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      const r = Math.floor(i / dim);
+      throw new NonFiniteEmbeddingError(ids[r], firstRow + r, i - r * dim, data[i]);
+    }
+  }
+}
+
+/**
+ * One output line (without `\n`): `{"id":"..","embedding":[..]}`. Throws a
+ * {@link NonFiniteEmbeddingError} on a non-finite value.
+ */
 export function embeddingLine(id: string, row: Float32Array): string {
   const values = new Array<number>(row.length);
   for (let i = 0; i < row.length; i++) {
-    if (!Number.isFinite(row[i])) {
-      throw new RangeError(`embedding of "${id}" has a non-finite value at ${i}: ${row[i]}`);
-    }
+    if (!Number.isFinite(row[i])) throw new NonFiniteEmbeddingError(id, undefined, i, row[i]);
     values[i] = shortestFloat32(row[i]);
   }
   return `{"id":${JSON.stringify(id)},"embedding":[${values.join(",")}]}`;
@@ -52,7 +102,7 @@ export function npyHeader(shape: readonly number[]): Uint8Array {
   return out;
 }
 
-/** Where {@link writeEmbeddings} put the ids of an `.npy` output: `OUT.npy` -> `OUT.ids.json`. */
+/** Where {@link EmbeddingsWriter} puts the ids of an `.npy` output: `OUT.npy` -> `OUT.ids.json`. */
 export function idsPathFor(npyPath: string): string {
   return `${npyPath.replace(/\.npy$/i, "")}.ids.json`;
 }
@@ -68,44 +118,69 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   while (off < bytes.length) off += await file.write(bytes.subarray(off));
 }
 
+type Pending = Awaited<ReturnType<typeof atomicFile>>;
+
 /**
  * Streams embeddings to `path` in chunks: `.npy` gives a float32 [count, dim] array plus an ids
- * file (written at {@link EmbeddingsWriter.close}), anything else JSON Lines. The row count of
- * an `.npy` file is fixed when it is opened; closing with fewer rows is an error.
+ * file, anything else JSON Lines. The row count of an `.npy` file is fixed when it is opened;
+ * closing with fewer rows is an error. A NaN or infinite value is refused in both formats
+ * ({@link NonFiniteEmbeddingError}).
+ *
+ * Nothing is lost on failure: the rows go to a temporary file beside `path` (see
+ * {@link atomicFile}), which only {@link EmbeddingsWriter.close} puts in place; until then an
+ * existing `path` (and ids file) keeps its old bytes. After an error, call
+ * {@link EmbeddingsWriter.abort} to remove the temporary files.
+ *
+ * For `.npy`, the two files cannot be replaced in one step. `close` writes both temporary files
+ * completely, then removes the old ids file, renames the new `.npy` into place, and renames the
+ * new ids file last. A crash between these steps leaves either the old pair, or an `.npy` with
+ * no ids file beside it (an error for whoever reads it), but never a new `.npy` beside old ids
+ * (or the other way round), which would pair rows with the wrong ids without a sound.
  *
  * @example
  * ```ts
  * const out = await EmbeddingsWriter.open("vectors.npy", ids.length, 512);
- * await out.write(ids, data); // any number of times, rows in order
- * const files = await out.close(); // ["vectors.npy", "vectors.ids.json"]
+ * try {
+ *   await out.write(ids, data); // any number of times, rows in order
+ *   const files = await out.close(); // ["vectors.npy", "vectors.ids.json"]
+ * } catch (e) {
+ *   await out.abort(); // vectors.npy and vectors.ids.json as they were
+ *   throw e;
+ * }
  * ```
  */
 export class EmbeddingsWriter {
   readonly #file: Deno.FsFile;
   readonly #npy: boolean;
   readonly #ids: string[] = [];
-  readonly #path: string;
-  readonly #idsPath: string;
+  readonly #out: Pending;
+  readonly #idsOut: Pending | undefined;
   readonly #count: number;
+  #closed = false;
+  #committing = false;
   /** Embedding width. */
   readonly dim: number;
 
   private constructor(
     file: Deno.FsFile,
-    path: string,
+    out: Pending,
+    idsOut: Pending | undefined,
     count: number,
     dim: number,
-    idsPath: string,
   ) {
     this.#file = file;
-    this.#path = path;
-    this.#npy = /\.npy$/i.test(path);
+    this.#out = out;
+    this.#idsOut = idsOut;
+    this.#npy = idsOut !== undefined;
     this.#count = count;
     this.dim = dim;
-    this.#idsPath = idsPath;
   }
 
-  /** Creates (truncates) `path`; `count` rows of width `dim` are expected for `.npy`. */
+  /**
+   * Starts writing `path` (`count` rows of width `dim` are expected for `.npy`): creates the
+   * temporary file(s) beside it and the ids file; `path` itself is untouched until
+   * {@link EmbeddingsWriter.close}.
+   */
   static async open(
     path: string,
     count: number,
@@ -116,10 +191,20 @@ export class EmbeddingsWriter {
     if (npy && new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
       throw new Error("big-endian host: .npy output ('<f4') not supported");
     }
-    const file = await Deno.open(path, { write: true, create: true, truncate: true });
-    const w = new EmbeddingsWriter(file, path, count, dim, options.idsPath ?? idsPathFor(path));
-    if (npy) await writeAll(file, npyHeader([count, dim]));
-    return w;
+    const out = await atomicFile(path);
+    let idsOut: Pending | undefined;
+    let file: Deno.FsFile | undefined;
+    try {
+      if (npy) idsOut = await atomicFile(options.idsPath ?? idsPathFor(path));
+      file = await Deno.open(out.tmp, { write: true, truncate: true });
+      if (npy) await writeAll(file, npyHeader([count, dim]));
+    } catch (e) {
+      file?.close();
+      await out.abort();
+      await idsOut?.abort();
+      throw e;
+    }
+    return new EmbeddingsWriter(file, out, idsOut, count, dim);
   }
 
   /** Rows written so far. */
@@ -127,12 +212,22 @@ export class EmbeddingsWriter {
     return this.#ids.length;
   }
 
-  /** Appends `ids.length` rows (row-major `data`, `ids.length * dim` values). */
+  /** The temporary files being written (removed by {@link EmbeddingsWriter.abort}). */
+  get temporaryFiles(): string[] {
+    return [this.#out.tmp, ...(this.#idsOut ? [this.#idsOut.tmp] : [])];
+  }
+
+  /**
+   * Appends `ids.length` rows (row-major `data`, `ids.length * dim` values). Throws a
+   * {@link NonFiniteEmbeddingError} naming the text id and row before writing any of them when
+   * a value is NaN or infinite.
+   */
   async write(ids: readonly string[], data: Float32Array): Promise<void> {
     const dim = this.dim;
     if (data.length !== ids.length * dim) {
       throw new RangeError(`${ids.length} ids x ${dim} dims != ${data.length} values`);
     }
+    checkFinite(ids, data, dim, this.#ids.length);
     if (this.#npy) {
       if (this.#ids.length + ids.length > this.#count) {
         throw new RangeError(`more than the ${this.#count} rows announced in the .npy header`);
@@ -151,22 +246,64 @@ export class EmbeddingsWriter {
     this.#ids.push(...ids);
   }
 
-  /** Closes the file (and writes the ids file for `.npy`); returns the paths written. */
-  async close(): Promise<string[]> {
+  #closeFile(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.#file.close();
-    if (!this.#npy) return [this.#path];
+  }
+
+  /**
+   * Finishes the file(s) and puts them in place (for `.npy`: writes the ids, then replaces the
+   * files in the order described above); returns the paths written. When it throws before the
+   * renames, the old files are untouched; call {@link EmbeddingsWriter.abort}.
+   */
+  async close(): Promise<string[]> {
+    await this.#file.syncData();
+    this.#closeFile();
+    const path = this.#out.path;
+    if (!this.#npy) {
+      this.#committing = true;
+      await this.#out.commit();
+      return [path];
+    }
     if (this.#ids.length !== this.#count) {
       throw new RangeError(
-        `${this.#path}: ${this.#ids.length} rows written, the header says ${this.#count}`,
+        `${path}: ${this.#ids.length} rows written, the header says ${this.#count}`,
       );
     }
+    const idsOut = this.#idsOut!;
     const ids = this.#ids;
     await Deno.writeTextFile(
-      this.#idsPath,
-      /\.txt$/i.test(this.#idsPath)
+      idsOut.tmp,
+      /\.txt$/i.test(idsOut.path)
         ? ids.map((id) => `${id}\n`).join("")
         : JSON.stringify(ids) + "\n",
     );
-    return [this.#path, this.#idsPath];
+    this.#committing = true;
+    await Deno.remove(idsOut.path).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+    await this.#out.commit();
+    await idsOut.commit();
+    return [path, idsOut.path];
+  }
+
+  /** Closes the file and removes the temporary files; the destination keeps its old bytes. */
+  abort(): Promise<void> {
+    this.abortSync();
+    return Promise.resolve();
+  }
+
+  /**
+   * {@link EmbeddingsWriter.abort} for signal handlers: synchronous. Returns false, doing
+   * nothing, once {@link EmbeddingsWriter.close} has started replacing the files (they must
+   * then be left to finish), true otherwise.
+   */
+  abortSync(): boolean {
+    if (this.#committing) return false;
+    this.#closeFile();
+    this.#out.abortSync();
+    this.#idsOut?.abortSync();
+    return true;
   }
 }

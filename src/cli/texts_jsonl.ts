@@ -90,8 +90,9 @@ export function parseTextRecord(
 }
 
 /**
- * Reads every record of a JSONL file (blank lines skipped). Errors name the file and line:
- * invalid JSON, a missing id or text, a duplicate id (with the line of its first use).
+ * Reads every record of a JSONL file (blank lines skipped). Errors are {@link DataFormatError}s
+ * naming the file and line: invalid JSON, a missing id or text, a duplicate id (with the line of
+ * its first use); or the file alone when it cannot be read (missing, a directory).
  *
  * @example
  * ```ts
@@ -106,14 +107,34 @@ export async function readTextsJsonl(
   const out: IdText[] = [];
   const seen = new Map<string, number>();
   const limit = options.limit ?? Infinity;
-  let lines: AsyncGenerator<{ text: string; lineNo: number }>;
+  const unreadable = (why: string) =>
+    new DataFormatError(path, 0, `cannot read the input (${why})`);
+  let info: Deno.FileInfo;
   try {
-    await Deno.stat(path);
-    lines = readLines(path);
+    info = await Deno.stat(path);
   } catch (e) {
-    throw new DataFormatError(path, 0, `cannot read the input (${(e as Error).message})`);
+    throw unreadable(e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message);
   }
-  for await (const { text, lineNo } of lines) {
+  if (info.isDirectory) throw unreadable("it is a directory");
+  // Read errors (of the file, not its content) become DataFormatErrors naming the file.
+  async function* lines() {
+    const it = readLines(path);
+    try {
+      while (true) {
+        let r: IteratorResult<{ text: string; lineNo: number }>;
+        try {
+          r = await it.next();
+        } catch (e) {
+          throw unreadable((e as Error).message);
+        }
+        if (r.done) return;
+        yield r.value;
+      }
+    } finally {
+      await it.return(undefined); // closes the file when the caller stops early
+    }
+  }
+  for await (const { text, lineNo } of lines()) {
     if (out.length >= limit) break;
     if (text.trim() === "") continue;
     let o: unknown;

@@ -1,0 +1,202 @@
+/**
+ * Checking command-line flags before any data or model is loaded: numbers, input files, output
+ * paths. The checks throw {@link UsageError}; {@link knownErrorExitCode} tells a script which
+ * errors to print as one line (`name: message`) rather than with a stack trace, and with which
+ * exit code.
+ *
+ * @module
+ */
+import { basename, dirname, join, resolve } from "node:path";
+import { DataFormatError } from "../data/types.ts";
+import { GpuDeviceLostError, GpuError, GpuUnavailableError } from "../gpu/device.ts";
+import { atomicFile } from "../util/fs.ts";
+import { NonFiniteEmbeddingError } from "./embeddings_out.ts";
+
+/** A bad flag or argument: the script prints its message alone and exits 2. */
+export class UsageError extends Error {
+  /** Builds the error; `message` names the flag and what is wrong with its value. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+function shown(value: string): string {
+  return value === "" ? "an empty value" : value;
+}
+
+/**
+ * The value of an integer flag, `undefined` when it was not given. Only plain decimal integers
+ * are accepted (`12`, `-3`; not `1e3`, `0x10`, `1.0` or an empty value); with `min`, smaller
+ * values are refused too.
+ *
+ * @example
+ * ```ts
+ * intFlag("--max-length", "0", { min: 1 }); // throws "--max-length must be a positive integer (got 0)"
+ * ```
+ */
+export function intFlag(
+  flag: string,
+  value: string | undefined,
+  options: { min?: number } = {},
+): number | undefined {
+  if (value === undefined) return undefined;
+  const min = options.min ?? -Infinity;
+  const what = min === 1
+    ? "a positive integer"
+    : min === 0
+    ? "a non-negative integer"
+    : min > -Infinity
+    ? `an integer >= ${min}`
+    : "an integer";
+  const n = Number(value);
+  if (!/^[+-]?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`${flag} must be ${what} (got ${shown(value)})`);
+  }
+  return n;
+}
+
+/** {@link intFlag} with `min` 1: the value of a count or size flag, `undefined` if not given. */
+export function positiveIntFlag(flag: string, value: string | undefined): number | undefined {
+  return intFlag(flag, value, { min: 1 });
+}
+
+/**
+ * The value of a number flag (decimal, optional exponent), `undefined` when it was not given,
+ * checked to lie strictly between `above` and `below` when they are given.
+ *
+ * @example
+ * ```ts
+ * numberFlag("--alpha", "0.05", { above: 0, below: 0.5 }); // 0.05
+ * ```
+ */
+export function numberFlag(
+  flag: string,
+  value: string | undefined,
+  range: { above?: number; below?: number } = {},
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  const { above = -Infinity, below = Infinity } = range;
+  if (
+    !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(value.trim()) || !Number.isFinite(n) ||
+    !(n > above && n < below)
+  ) {
+    const bounds = [
+      above > -Infinity ? `> ${above}` : "",
+      below < Infinity ? `< ${below}` : "",
+    ].filter((s) => s).join(" and ");
+    throw new UsageError(
+      `${flag} must be a number${bounds ? ` ${bounds}` : ""} (got ${shown(value)})`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Checks that `path` (given with `flag`) is a readable file, before anything is loaded from
+ * it: `FILE: no such file (--flag)`, `FILE: is a directory, not a file (--flag)`, or the
+ * system's reason it cannot be read.
+ */
+export async function checkInputFile(flag: string, path: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    throw new UsageError(
+      e instanceof Deno.errors.NotFound
+        ? `${path}: no such file (${flag})`
+        : `${path}: cannot read it (${flag}): ${(e as Error).message}`,
+    );
+  }
+  if (info.isDirectory) throw new UsageError(`${path}: is a directory, not a file (${flag})`);
+  try {
+    (await Deno.open(path, { read: true })).close();
+  } catch (e) {
+    throw new UsageError(`${path}: cannot read it (${flag}): ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Checks, before any work, that the output file `path` (given with `flag`) can be written the
+ * way {@link atomicFile} writes it: its directory exists and takes a new file, and `path` is not
+ * a directory or a device. Returns the path to write: `path` itself, or for a symbolic link the
+ * file it points to (so that the link stays a link).
+ */
+export async function checkOutputFile(flag: string, path: string): Promise<string> {
+  if (path === "" || /[/\\]$/.test(path)) {
+    throw new UsageError(`${flag} needs a file name (got ${shown(path)})`);
+  }
+  let target = path;
+  const info = await Deno.stat(path).catch(() => null);
+  if (info) {
+    if (info.isDirectory) throw new UsageError(`${path}: is a directory, not a file (${flag})`);
+    if (!info.isFile) {
+      throw new UsageError(`${path}: is not a regular file; give a file path (${flag})`);
+    }
+    target = await Deno.realPath(path);
+  }
+  const dir = dirname(target);
+  const dirInfo = await Deno.stat(dir).catch(() => null);
+  if (!dirInfo) throw new UsageError(`${dir}: no such directory (${flag} ${path})`);
+  if (!dirInfo.isDirectory) throw new UsageError(`${dir}: not a directory (${flag} ${path})`);
+  try {
+    await (await atomicFile(target)).abort();
+  } catch (e) {
+    throw new UsageError(`${dir}: cannot write there (${flag} ${path}): ${(e as Error).message}`);
+  }
+  return target;
+}
+
+async function canonical(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    try {
+      return join(await Deno.realPath(dirname(path)), basename(path));
+    } catch {
+      return resolve(path);
+    }
+  }
+}
+
+/** Whether two paths name the same file (symbolic links and `..` resolved). */
+export async function samePath(a: string, b: string): Promise<boolean> {
+  return await canonical(a) === await canonical(b);
+}
+
+/**
+ * The exit code for an error a script reports in one line, without a stack trace: 2 for bad
+ * input ({@link UsageError}, `DataFormatError`), 1 for failures while working (no GPU, a lost
+ * device, a WebGPU error, a non-finite embedding, a file-system error). `undefined` for
+ * anything else: an unexpected error, whose stack is worth showing.
+ */
+export function knownErrorExitCode(e: unknown): 1 | 2 | undefined {
+  if (e instanceof UsageError || e instanceof DataFormatError) return 2;
+  if (
+    e instanceof GpuUnavailableError || e instanceof GpuDeviceLostError ||
+    e instanceof GpuError || e instanceof NonFiniteEmbeddingError
+  ) return 1;
+  for (const cls of Object.values(Deno.errors)) if (e instanceof cls) return 1;
+  return undefined;
+}
+
+/**
+ * Checks a model name given with `flag` without loading it: `use-lite`, an existing directory,
+ * or something shaped like a Hugging Face Hub name (`org/model`, fetched when loaded). A path
+ * that starts with `.`, `/` or `~` (or a drive letter) must exist.
+ */
+export async function checkModelSpec(flag: string, spec: string): Promise<void> {
+  if (spec === "use-lite") return;
+  const info = await Deno.stat(spec).catch(() => null);
+  if (info?.isDirectory) return;
+  if (info) throw new UsageError(`${spec}: is a file, not a model directory (${flag})`);
+  if (/^[./~]/.test(spec) || /^[a-z]:[\\/]/i.test(spec)) {
+    throw new UsageError(`${spec}: no such model directory (${flag})`);
+  }
+  if (/^[\w.-]+\/[\w.-]+$/.test(spec)) return;
+  throw new UsageError(
+    `${flag} '${spec}' is neither 'use-lite', an existing model directory, nor a Hub name ` +
+      `(org/model)`,
+  );
+}
