@@ -6,15 +6,27 @@
  */
 
 import { parseArgs } from "node:util";
+import {
+  checkInputFile,
+  checkModelSpec,
+  checkOutputFile,
+  intFlag,
+  knownErrorExitCode,
+  numberFlag,
+  positiveIntFlag,
+  samePath,
+  UsageError,
+} from "../src/cli/cli_checks.ts";
 import { loadBeir } from "../src/data/beir.ts";
 import { readQrels } from "../src/data/qrels.ts";
 import { resolveDataset } from "../src/data/resolve.ts";
-import { readTrecRun, writeTrecRun } from "../src/data/trec.ts";
+import { formatTrecRun, readTrecRun } from "../src/data/trec.ts";
 import type { Qrels, Run } from "../src/data/types.ts";
 import { Bm25Index } from "../src/eval/bm25.ts";
 import {
   type EvalOptions,
   evaluate,
+  evaluateQuery,
   type Evaluation,
   formatMeasure,
   msmarcoMrr10,
@@ -23,6 +35,7 @@ import { pairedBootstrapCi, pairedTTest, tost } from "../src/eval/stats.ts";
 import { denseRetrieve, embeddingCacheDir, rerank } from "../src/eval/dense.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { loadEncoder } from "../src/models/load.ts";
+import { atomicFile } from "../src/util/fs.ts";
 
 const HELP = `deno task eval — trec_eval-exact evaluation, BM25 baseline, paired comparison
 
@@ -76,25 +89,28 @@ Options:
   -h, --help         this text
 
 The measures: num_q num_ret num_rel num_rel_ret map recip_rank P_k recall_k ndcg ndcg_cut_k
-success_k (k: trec_eval's defaults), computed as trec_eval 10.0 does.`;
+success_k (k: trec_eval's defaults), computed as trec_eval 10.0 does.
 
-function fail(message: string): never {
-  console.error(`eval: ${message}`);
-  Deno.exit(2);
+Every flag is checked before anything is loaded, and a flag the chosen mode would ignore is an
+error. --out is written to a temporary file beside it and renamed into place, so a failure never
+leaves it half written. Exit status: 0 done, 2 bad flags or input (one line on stderr), 1 a
+failure while working (no GPU, a write error).`;
+
+/** The per-query measure names `evaluate` produces (what --metric may name). */
+function measureNames(): string[] {
+  return Object.keys(evaluateQuery(new Map([["d", 1]]), { docIds: ["d"], scores: [1] }));
 }
 
-function intOption(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n)) fail(`${name} expects an integer, got '${value}'`);
-  return n;
-}
-
-function numberOption(value: string | undefined, name: string, dflt: number): number {
-  if (value === undefined) return dflt;
-  const n = Number(value);
-  if (!Number.isFinite(n)) fail(`${name} expects a number, got '${value}'`);
-  return n;
+/** Writes a run to `path` in one step: the old file stays as it was when anything fails. */
+async function writeRunAtomic(path: string, run: Run, runId: string): Promise<void> {
+  const f = await atomicFile(path);
+  try {
+    await Deno.writeTextFile(f.tmp, formatTrecRun(run, { runId }));
+    await f.commit();
+  } catch (e) {
+    await f.abort();
+    throw e;
+  }
 }
 
 /** trec_eval-style table: `measure<TAB>qid<TAB>value`. */
@@ -145,12 +161,12 @@ async function main(argv: string[]): Promise<void> {
         msmarco: { type: "boolean", default: false },
         bm25: { type: "boolean", default: false },
         data: { type: "string" },
-        dataset: { type: "string", default: "scifact" },
-        split: { type: "string", default: "test" },
+        dataset: { type: "string" },
+        split: { type: "string" },
         depth: { type: "string" },
         out: { type: "string" },
         compare: { type: "boolean", default: false },
-        metric: { type: "string", default: "ndcg_cut_10" },
+        metric: { type: "string" },
         margin: { type: "string" },
         alpha: { type: "string" },
         samples: { type: "string" },
@@ -166,38 +182,125 @@ async function main(argv: string[]): Promise<void> {
       },
     });
   } catch (e) {
-    fail(`${(e as Error).message}\n(see --help)`);
+    throw new UsageError(`${(e as Error).message}\n(see --help)`);
   }
   const v = parsed.values;
   if (v.help) {
     console.log(HELP);
     return;
   }
-  const opts: EvalOptions = {
-    averageComplete: v.complete,
-    relevanceLevel: intOption(v.level, "-l"),
-    maxDocsPerQuery: intOption(v["max-docs"], "-M"),
-  };
-  const flags = { json: v.json, perQuery: v["per-query"], msmarco: v.msmarco };
 
+  // Every flag is checked here, before any file, dataset or model is loaded.
+  const level = intFlag("-l", v.level);
+  const maxDocs = positiveIntFlag("-M", v["max-docs"]);
+  const depthFlag = positiveIntFlag("--depth", v.depth);
+  const kFlag = positiveIntFlag("--k", v.k);
+  const maxLength = positiveIntFlag("--max-length", v["max-length"]);
+  const batchSize = positiveIntFlag("--batch-size", v["batch-size"]);
+  const samples = positiveIntFlag("--samples", v.samples) ?? 10000;
+  const seed = intFlag("--seed", v.seed) ?? 1;
+  const alpha = numberFlag("--alpha", v.alpha, { above: 0, below: 0.5 }) ?? 0.05;
+  const margin = numberFlag("--margin", v.margin, { above: 0 }) ?? 0.01;
+  const metric = v.metric ?? "ndcg_cut_10";
+  const dataset = v.dataset ?? "scifact";
+  const split = v.split ?? "test";
+
+  const mode = v.model !== undefined ? "--model" : v.compare ? "--compare" : v.bm25 ? "--bm25" : "";
   if (v.model !== undefined) {
     if (v.run) fail("--model retrieves its own run; do not give --run (use --rerank to re-rank)");
     if (v.bm25) fail("give either --model or --bm25");
-    const dir = await resolveDataset(v.dataset, { data: v.data });
-    const { corpus, queries, qrels } = await loadBeir(dir, v.split);
-    const k = intOption(v.k, "--k") ?? intOption(v.depth, "--depth") ?? 1000;
-    if (k < 1) fail("--k must be at least 1");
-    const maxLength = intOption(v["max-length"], "--max-length");
-    const batchSize = intOption(v["batch-size"], "--batch-size");
-    if (batchSize !== undefined && batchSize < 1) fail("--batch-size must be at least 1");
+  }
+  if (v.compare && (v.bm25 || v.model !== undefined)) {
+    fail("--compare compares two run files; do not give --bm25 or --model with it");
+  }
+  if (v.bm25 && v.run) fail("--bm25 retrieves its own run; do not give --run");
+  if (v.compare && v.run) fail("--compare takes its two runs as arguments, not --run");
+  // A flag that the chosen mode would ignore is an error, not a silent no-op.
+  const given = (name: string) =>
+    (v as Record<string, unknown>)[name] !== undefined &&
+    (v as Record<string, unknown>)[name] !== false;
+  const onlyFor: [string[], string[]][] = [
+    [["k", "rerank", "max-length", "batch-size", "cache-dir", "no-cache"], ["--model"]],
+    [["depth", "out", "data", "dataset", "split"], ["--model", "--bm25"]],
+    [["metric", "margin", "alpha", "samples", "seed"], ["--compare"]],
+    [["per-query", "msmarco"], ["--model", "--bm25", ""]],
+  ];
+  for (const [names, modes] of onlyFor) {
+    for (const name of names) {
+      if (given(name) && !modes.includes(mode)) {
+        const where = modes.map((m) => m || "scoring a --run").join(" or ");
+        fail(`--${name} applies only with ${where}${mode ? ` (not with ${mode})` : ""}`);
+      }
+    }
+  }
+  if (kFlag !== undefined && depthFlag !== undefined && kFlag !== depthFlag) {
+    fail(`--k ${kFlag} and --depth ${depthFlag} say different things; give one of them`);
+  }
+  if (mode === "--compare") {
+    if (parsed.positionals.length !== 2) fail("--compare needs two run files: RUN_A RUN_B");
+    if (!v.qrels) fail("--compare needs --qrels");
+    const names = measureNames();
+    if (!names.includes(metric)) {
+      fail(`--metric: unknown measure '${metric}' (one of: ${names.join(" ")})`);
+    }
+  } else if (parsed.positionals.length > 0) {
+    fail(`unexpected arguments: ${parsed.positionals.join(" ")}`);
+  }
+  if (mode === "" && (!v.qrels || !v.run)) {
+    fail("give --qrels and --run (or --bm25, --compare; see --help)");
+  }
+  for (const [flag, path] of [["--qrels", v.qrels], ["--run", v.run], ["--rerank", v.rerank]]) {
+    if (path !== undefined) await checkInputFile(flag!, path);
+  }
+  for (const path of mode === "--compare" ? parsed.positionals : []) {
+    await checkInputFile("--compare", path);
+  }
+  if (v.model !== undefined) await checkModelSpec("--model", v.model);
+  const cacheDir = v["cache-dir"];
+  if (cacheDir !== undefined) {
+    const info = await Deno.stat(cacheDir).catch(() => null);
+    if (info && !info.isDirectory) fail(`${cacheDir}: not a directory (--cache-dir)`);
+  }
+  let outPath: string | undefined;
+  if (v.out !== undefined) {
+    for (const [flag, path] of [["--qrels", v.qrels], ["--rerank", v.rerank]]) {
+      if (path !== undefined && await samePath(v.out, path)) {
+        fail(`--out ${v.out} is the ${flag} file; it would be overwritten`);
+      }
+    }
+    outPath = await checkOutputFile("--out", v.out);
+  }
+
+  const opts: EvalOptions = {
+    averageComplete: v.complete,
+    relevanceLevel: level,
+    maxDocsPerQuery: maxDocs,
+  };
+  const flags = { json: v.json, perQuery: v["per-query"], msmarco: v.msmarco };
+  // Qrels given to override the dataset's are read before the retrieval, which takes long.
+  const qrelsOverride = v.qrels && (v.model !== undefined || v.bm25)
+    ? await readQrels(v.qrels)
+    : undefined;
+
+  if (v.model !== undefined) {
+    const dir = await resolveDataset(dataset, { data: v.data });
+    const k = kFlag ?? depthFlag ?? 1000;
+    // The model before the corpus: a model that does not load fails in seconds.
     const gpu = await getGpu();
-    const model = await loadEncoder(gpu, v.model, { maxLength });
+    let model;
+    try {
+      model = await loadEncoder(gpu, v.model, { maxLength });
+    } catch (e) {
+      if (knownErrorExitCode(e) !== undefined) throw e;
+      throw new UsageError(`cannot load model '${v.model}': ${(e as Error).message}`);
+    }
+    const { corpus, queries, qrels } = await loadBeir(dir, split);
     const common = {
       corpus,
       queries,
       maxLength,
       batchSize,
-      cacheDir: v["no-cache"] ? null : (v["cache-dir"] ?? embeddingCacheDir()),
+      cacheDir: v["no-cache"] ? null : (cacheDir ?? embeddingCacheDir()),
       progress: true,
       log: (m: string) => console.error(m),
     };
@@ -205,45 +308,36 @@ async function main(argv: string[]): Promise<void> {
     let run: Run;
     if (v.rerank) {
       const candidates = (await readTrecRun(v.rerank)).run;
-      run = await rerank(gpu, model, { ...common, candidates, depth: intOption(v.k, "--k") });
+      run = await rerank(gpu, model, { ...common, candidates, depth: kFlag ?? depthFlag });
     } else {
       run = await denseRetrieve(gpu, model, { ...common, k });
     }
     const seconds = (performance.now() - t0) / 1000;
     console.error(
       `${v.rerank ? "rerank" : "dense"} (${v.model}): ${corpus.length} documents, ` +
-        `${queries.size} queries (${v.split}), ${seconds.toFixed(1)} s`,
+        `${queries.size} queries (${split}), ${seconds.toFixed(1)} s`,
     );
-    if (v.out) await writeTrecRun(v.out, run, { runId: v.rerank ? "rerank" : "dense" });
-    const q = v.qrels ? await readQrels(v.qrels) : qrels;
+    if (outPath) await writeRunAtomic(outPath, run, v.rerank ? "rerank" : "dense");
+    const q = qrelsOverride ?? qrels;
     report(q, run, opts, flags);
     return;
   }
 
   if (v.compare) {
-    if (parsed.positionals.length !== 2) fail("--compare needs two run files: RUN_A RUN_B");
-    if (!v.qrels) fail("--compare needs --qrels");
-    const qrels = await readQrels(v.qrels);
+    const qrels = await readQrels(v.qrels!);
     const [fa, fb] = parsed.positionals;
     const [ra, rb] = [(await readTrecRun(fa)).run, (await readTrecRun(fb)).run];
     // Both runs are scored over every qrels query (-c), so the per-query values pair up.
     const cmpOpts = { ...opts, averageComplete: true };
     const ea = evaluate(qrels, ra, cmpOpts);
     const eb = evaluate(qrels, rb, cmpOpts);
-    const metric = v.metric;
     const qids = [...ea.perQuery.keys()];
-    if (ea.perQuery.get(qids[0])![metric] === undefined) fail(`unknown measure '${metric}'`);
+    if (qids.length === 0) fail(`${v.qrels}: no judged queries to compare over`);
     const a = qids.map((q) => ea.perQuery.get(q)![metric]);
     const b = qids.map((q) => eb.perQuery.get(q)![metric]);
-    const alpha = numberOption(v.alpha, "--alpha", 0.05);
-    const margin = numberOption(v.margin, "--margin", 0.01);
     const t = pairedTTest(a, b, { confidence: 1 - alpha });
     const eq = tost(a, b, { margin, alpha });
-    const boot = pairedBootstrapCi(a, b, {
-      samples: intOption(v.samples, "--samples") ?? 10000,
-      seed: intOption(v.seed, "--seed") ?? 1,
-      confidence: 1 - alpha,
-    });
+    const boot = pairedBootstrapCi(a, b, { samples, seed, confidence: 1 - alpha });
     const result = {
       metric,
       queries: qids.length,
@@ -289,35 +383,43 @@ async function main(argv: string[]): Promise<void> {
   }
 
   if (v.bm25) {
-    if (v.run) fail("--bm25 retrieves its own run; do not give --run");
-    const dir = await resolveDataset(v.dataset, { data: v.data });
-    const { corpus, queries, qrels } = await loadBeir(dir, v.split);
-    const depth = intOption(v.depth, "--depth") ?? 1000;
+    const dir = await resolveDataset(dataset, { data: v.data });
+    const { corpus, queries, qrels } = await loadBeir(dir, split);
+    const depth = depthFlag ?? 1000;
     const t0 = performance.now();
     const index = Bm25Index.build(corpus);
     const run = index.retrieve(queries, depth);
     const seconds = (performance.now() - t0) / 1000;
     console.error(
-      `bm25: ${corpus.length} documents, ${queries.size} queries (${v.split}), ` +
+      `bm25: ${corpus.length} documents, ${queries.size} queries (${split}), ` +
         `${seconds.toFixed(1)} s`,
     );
-    if (v.out) await writeTrecRun(v.out, run, { runId: "bm25" });
-    const q = v.qrels ? await readQrels(v.qrels) : qrels;
+    if (outPath) await writeRunAtomic(outPath, run, "bm25");
+    const q = qrelsOverride ?? qrels;
     report(q, run, opts, flags);
     return;
   }
 
-  if (!v.qrels || !v.run) fail("give --qrels and --run (or --bm25, --compare; see --help)");
-  if (parsed.positionals.length > 0) fail(`unexpected arguments: ${parsed.positionals.join(" ")}`);
-  const qrels = await readQrels(v.qrels);
-  const { run } = await readTrecRun(v.run);
+  const qrels = await readQrels(v.qrels!);
+  const { run } = await readTrecRun(v.run!);
   report(qrels, run, opts, flags);
+}
+
+function fail(message: string): never {
+  throw new UsageError(message);
 }
 
 if (import.meta.main) {
   try {
     await main(Deno.args);
   } catch (e) {
-    fail((e as Error).message);
+    // Bad flags and input exit 2 with one line, as do the library's plain errors (a dataset
+    // that cannot be found, a model that cannot be loaded: their messages say what to do); GPU
+    // and file-system failures exit 1. Anything else is a bug: its stack trace is shown.
+    const code = knownErrorExitCode(e) ??
+      (e instanceof Error && e.constructor === Error ? 2 : undefined);
+    if (code === undefined) throw e;
+    console.error(`eval: ${(e as Error).message}`);
+    Deno.exit(code);
   }
 }
