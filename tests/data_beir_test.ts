@@ -183,3 +183,53 @@ Deno.test("readQrels decides per file on disk too, and names the path", async ()
     await rejects(readQrels(p), errorAt(p, 2, /mixes tab and space separators/));
   });
 });
+
+Deno.test("numeric _ids beyond 2^53 are errors, not silently rounded", async () => {
+  // Before: 12345678901234567890 became the id '12345678901234567000' (and ...891 the same).
+  await withFile(
+    "corpus.jsonl",
+    `{"_id": 1, "text": "a"}\n{"_id": 12345678901234567890, "text": "b"}\n`,
+    async (p) => {
+      await rejects(
+        readBeirCorpus(p),
+        errorAt(p, 2, /numeric "_id" is beyond 2\^53 - 1.*write the id as a JSON string/),
+      );
+    },
+  );
+  await withFile("queries.jsonl", `{"id": 12345678901234567890, "text": "q"}\n`, async (p) => {
+    await rejects(readBeirQueries(p), errorAt(p, 1, /numeric "id" is beyond 2\^53/));
+  });
+  await withFile("corpus.jsonl", `{"_id": 2.5, "text": "a"}\n`, async (p) => {
+    await rejects(readBeirCorpus(p), errorAt(p, 1, /numeric "_id" is not an integer/));
+  });
+  // Safe integers still read as their decimal text.
+  await withFile("corpus.jsonl", `{"_id": 9007199254740991, "text": "a"}\n`, async (p) => {
+    deepStrictEqual((await readBeirCorpus(p)).map((d) => d.id), ["9007199254740991"]);
+  });
+});
+
+Deno.test("invalid UTF-8 in a BEIR corpus, queries or qrels is an error at its line", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const raw = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+    // Before: both ids read as 'd\uFFFD', and the second line was a "duplicate" of the first,
+    // or (in qrels) one judgement silently replaced another.
+    const files: [string, string, (p: string) => Promise<unknown>, number][] = [
+      [
+        "corpus.jsonl",
+        `{"_id": "d0", "text": "ok"}\n{"_id": "d\xff", "text": "a"}\n`,
+        readBeirCorpus,
+        2,
+      ],
+      ["queries.jsonl", `{"_id": "q1", "text": "caf\xe9"}\n`, readBeirQueries, 1],
+      ["test.tsv", "query-id\tcorpus-id\tscore\nq1\td\xff\t1\nq1\td\xfe\t0\n", readBeirQrels, 2],
+      ["auto.tsv", "q1\td\xff\t1\n", readQrels, 1],
+    ];
+    for (const [name, text, read, line] of files) {
+      await Deno.writeFile(`${dir}/${name}`, raw(text));
+      await rejects(read(`${dir}/${name}`), errorAt(`${dir}/${name}`, line, /invalid UTF-8/));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

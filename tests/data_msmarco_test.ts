@@ -3,6 +3,7 @@
 
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import {
+  iterMsMarcoTripleLines,
   iterMsMarcoTriples,
   readMsMarcoCollection,
   readMsMarcoQrels,
@@ -112,4 +113,25 @@ Deno.test("MS MARCO ids with whitespace inside and ranks in other notations are 
     await rejects(readMsMarcoRun(`${d}/run_hex.tsv`), at(`${d}/run_hex.tsv`, 2, /rank '0x2'/));
     await rejects(readMsMarcoRun(`${d}/run_exp.tsv`), at(`${d}/run_exp.tsv`, 1, /rank '1e0'/));
   });
+});
+
+Deno.test("MS MARCO: invalid UTF-8 is an error at its line; triples carry their file line", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const raw = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+    // Before: 'caf\xe9' read as 'caf\uFFFD' (Latin-1 text taken for UTF-8, silently).
+    await Deno.writeFile(`${dir}/coll.tsv`, raw("1\tcafe\n2\tcaf\xe9\n"));
+    await rejects(readMsMarcoCollection(`${dir}/coll.tsv`), at(`${dir}/coll.tsv`, 2, /UTF-8/));
+    await Deno.writeFile(`${dir}/run.tsv`, raw("1\tp\xff\t1\n1\tp\xfe\t2\n"));
+    await rejects(readMsMarcoRun(`${dir}/run.tsv`), at(`${dir}/run.tsv`, 1, /invalid UTF-8/));
+    await Deno.writeTextFile(`${dir}/tri.tsv`, "q1\tp1\tp2\n\nq2\tp3\tp1\n");
+    const lines = [];
+    for await (const t of iterMsMarcoTripleLines(`${dir}/tri.tsv`)) lines.push(t);
+    deepStrictEqual(lines, [
+      { triple: ["q1", "p1", "p2"], lineNo: 1 },
+      { triple: ["q2", "p3", "p1"], lineNo: 3 },
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -185,3 +185,61 @@ Deno.test("lines mixing tab and space separators in their columns are errors, no
   strictEqual(runId, "x");
   strictEqual(parseTrecQrels("1\t0\td 1\n").get("1")!.get("d"), 1);
 });
+
+Deno.test("whitespace before the first field or after the last one is fine, tabs included", async () => {
+  // Before: refused as "mixes tab and space separators" (a regression of the mixed-separator
+  // check), though trec_eval reads these lines and no column is in doubt.
+  const { run, runId } = parseTrecRun(
+    "q1 Q0 d1 1 2.5 sys\t\n\tq1 Q0 d2 2 1.5 sys \t\nq1 Q0 d3 3 0.5\tsys\n",
+    "r.txt",
+  );
+  deepStrictEqual(run.get("q1")!.docIds, ["d1", "d2", "d3"]);
+  strictEqual(runId, "sys");
+  // A tab only after the leading columns (before run_id or an ignored seventh field) is fine.
+  deepStrictEqual(parseTrecRun("q1 Q0 d1 1 2.5 sys\textra\n").run.get("q1")!.docIds, ["d1"]);
+  const q = parseTrecQrels("q1 0 d1 1\t\n \tq1 0 d2 0\t \nq2\t0\td1\t2 \n", "q.txt");
+  deepStrictEqual([...q.get("q1")!], [["d1", 1], ["d2", 0]]);
+  strictEqual(q.get("q2")!.get("d1"), 2);
+  // Tabs mixed with spaces between the leading columns are still refused.
+  throws(() => parseTrecRun("q1 Q0\td1 1 2.5 sys\n", "r.txt"), /r.txt:1: line mixes tab/);
+  throws(() => parseTrecQrels("q1 0\td1 1\n", "q.txt"), /q.txt:1: line mixes tab/);
+  // The file readers agree.
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/run`, "q1 Q0 d1 1 2.5 sys\t\n");
+    deepStrictEqual((await readTrecRun(`${dir}/run`)).run.get("q1")!.docIds, ["d1"]);
+    await Deno.writeTextFile(`${dir}/qrels`, "q1 0 d1 1\t\n");
+    strictEqual((await readTrecQrels(`${dir}/qrels`)).get("q1")!.get("d1"), 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("invalid UTF-8 in a run or qrels is an error at its line, not a merged id", async () => {
+  // Before: 'd\xff' and 'd\xfe' both read as 'd\uFFFD', one document judged twice or silently
+  // the same document in a run.
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(
+      `${dir}/run`,
+      Uint8Array.from(
+        "q1 Q0 d1 1 3 s\nq1 Q0 d\xff 2 2 s\nq1 Q0 d\xfe 3 1 s\n",
+        (c) => c.charCodeAt(0),
+      ),
+    );
+    await rejects(
+      readTrecRun(`${dir}/run`),
+      new RegExp(`^DataFormatError: ${dir}/run:2: invalid UTF-8`),
+    );
+    await Deno.writeFile(
+      `${dir}/qrels`,
+      Uint8Array.from("q1 0 d\xff 1\nq1 0 d\xfe 0\n", (c) => c.charCodeAt(0)),
+    );
+    await rejects(
+      readTrecQrels(`${dir}/qrels`),
+      new RegExp(`^DataFormatError: ${dir}/qrels:1: invalid UTF-8`),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

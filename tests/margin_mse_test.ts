@@ -105,3 +105,60 @@ Deno.test("teacher files: scores read as strtod reads them; inf and nan refused 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("teacher files: numeric ids beyond 2^53 and invalid UTF-8 are errors at their line", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cases: [string, Uint8Array, RegExp][] = [
+      // Before: read as the id '12345678901234567000', silently another query.
+      [
+        "big.jsonl",
+        new TextEncoder().encode(
+          '{"qid": 1, "pos": "a", "neg": "b", "score_pos": 2, "score_neg": 1}\n' +
+            '{"qid": 12345678901234567890, "pos": "a", "neg": "b", "score_pos": 2, ' +
+            '"score_neg": 1}\n',
+        ),
+        /:2: numeric "qid" is beyond 2\^53 - 1.*write the id as a JSON string/,
+      ],
+      [
+        "frac.jsonl",
+        new TextEncoder().encode(
+          '{"qid": "q", "pos": 1.5, "neg": "b", "score_pos": 2, "score_neg": 1}\n',
+        ),
+        /:1: numeric "pos" is not an integer/,
+      ],
+      // Before: 'd\xff' and 'd\xfe' both read as 'd\uFFFD', and the second line was taken for
+      // the first triple scored differently (or, with equal scores, silently dropped).
+      [
+        "bytes.tsv",
+        Uint8Array.from("9 3 q1 d\xff d2\n9 4 q1 d\xfe d2\n", (c) => c.charCodeAt(0)),
+        /:1: invalid UTF-8/,
+      ],
+      [
+        "bytes.jsonl",
+        Uint8Array.from(
+          '{"qid": "q\xff", "pos": "a", "neg": "b", "score_pos": 2, "score_neg": 1}\n',
+          (c) => c.charCodeAt(0),
+        ),
+        /:1: invalid UTF-8/,
+      ],
+    ];
+    for (const [name, bytes, pattern] of cases) {
+      const path = `${dir}/${name}`;
+      await Deno.writeFile(path, bytes);
+      const e = await rejection(() => readTeacherScores(path));
+      if (!e.message.startsWith(`${path}:`) || !pattern.test(e.message)) {
+        throw new Error(`message ${JSON.stringify(e.message)} lacks ${pattern}`);
+      }
+    }
+    // Safe integer ids still read as their decimal text.
+    await Deno.writeTextFile(
+      `${dir}/ok.jsonl`,
+      '{"qid": 9007199254740991, "pos": -3, "neg": "b", "score_pos": 2, "score_neg": 1}\n',
+    );
+    const row = (await readTeacherScores(`${dir}/ok.jsonl`)).rows[0];
+    if (row.qid !== "9007199254740991" || row.pos !== "-3") throw new Error(JSON.stringify(row));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -232,6 +232,17 @@ Deno.test("MS MARCO triples: texts as they are, ids resolved, unknown ids named 
     msmarcoTriples(bad, { queries, collection }),
     new RegExp(`${bad}:2: unknown passage '99'`),
   );
+  // The file's line, not the triple's number: before, a blank line made this ':2:'.
+  const blank = await tempFile("1\t10\t11\n\n9\t10\t11\n");
+  await rejects(
+    msmarcoTriples(blank, { queries, collection }),
+    new RegExp(`^DataFormatError: ${blank}:3: unknown query '9'`),
+  );
+  const blank2 = await tempFile("\n\n1\t10\t11\n1\t12\t11\n");
+  await rejects(
+    msmarcoTriples(blank2, { queries, collection }),
+    new RegExp(`^DataFormatError: ${blank2}:4: unknown passage '12'`),
+  );
 });
 
 Deno.test("relevant documents missing from the corpus are counted, with the queries they empty", async () => {

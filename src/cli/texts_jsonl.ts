@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { readLines } from "../data/lines.ts";
+import { numericJsonId, readLines } from "../data/lines.ts";
 import { DataFormatError } from "../data/types.ts";
 
 /** One text and its id. */
@@ -58,8 +58,9 @@ export function parseTextRecord(
   const rawId = rec.id ?? rec._id;
   let id: string;
   if (typeof rawId === "string" && rawId !== "") id = rawId;
-  else if (typeof rawId === "number" && Number.isFinite(rawId)) id = String(rawId);
-  else {
+  else if (typeof rawId === "number" && Number.isFinite(rawId)) {
+    id = numericJsonId(file, lineNo, rec.id !== undefined && rec.id !== null ? "id" : "_id", rawId);
+  } else {
     throw new DataFormatError(
       file,
       lineNo,

@@ -6,7 +6,14 @@
  * @module
  */
 
-import { type Line, parseIntegerField, readLines, splitLines, whitespaceFields } from "./lines.ts";
+import {
+  type Line,
+  numericJsonId,
+  parseIntegerField,
+  readLines,
+  splitLines,
+  whitespaceFields,
+} from "./lines.ts";
 import { DataFormatError, type Doc, type Qrels } from "./types.ts";
 
 function parseJsonLine(file: string, { text, lineNo }: Line): Record<string, unknown> | null {
@@ -24,9 +31,10 @@ function parseJsonLine(file: string, { text, lineNo }: Line): Record<string, unk
 }
 
 function idOf(file: string, lineNo: number, o: Record<string, unknown>): string {
-  const id = o._id ?? o.id;
+  const key = o._id !== undefined && o._id !== null ? "_id" : "id";
+  const id = o[key];
   if (typeof id === "string" && id !== "") return id;
-  if (typeof id === "number") return String(id);
+  if (typeof id === "number") return numericJsonId(file, lineNo, key, id);
   throw new DataFormatError(file, lineNo, `missing or empty "_id"`);
 }
 

@@ -83,10 +83,21 @@ export function readMsMarcoQrels(path: string): Promise<Qrels> {
 export async function* iterMsMarcoTriples(
   path: string,
 ): AsyncGenerator<[query: string, positive: string, negative: string]> {
+  for await (const { triple } of iterMsMarcoTripleLines(path)) yield triple;
+}
+
+/**
+ * Streams triples as {@link iterMsMarcoTriples} does, each with the 1-based line of the file it
+ * is on (blank lines are skipped, so the n-th triple need not be on line n), for errors that
+ * name the line.
+ */
+export async function* iterMsMarcoTripleLines(
+  path: string,
+): AsyncGenerator<{ triple: [query: string, positive: string, negative: string]; lineNo: number }> {
   for await (const line of readLines(path)) {
     if (line.text === "") continue;
     const [q, p, n] = tabFields(path, line, 3, "query positive negative");
-    yield [q, p, n];
+    yield { triple: [q, p, n], lineNo: line.lineNo };
   }
 }
 

@@ -11,11 +11,12 @@
  * `1e-3`, `0x1p3` are numbers; a `nan` score is an error, since NaN has no place in a ranking
  * (trec_eval would sort it arbitrarily).
  *
- * A line that mixes tab and space separators inside its leading columns (`1\tQ0\tdoc 7\t...`,
- * or the qrels line `301\t0 DOC\t1`, which is BEIR-shaped by its tabs and TREC-shaped by its
- * whitespace) is an error rather than a guess at the columns: tabs say one thing, whitespace
- * (trec_eval's reading) another. Spaces after the last column that matters (run_id, rel) are
- * fine.
+ * A line whose leading columns (qid Q0 docno rank score of a run, qid iter docno of qrels) are
+ * separated partly by tabs and partly by other whitespace (`1\tQ0\tdoc 7\t...`, or the qrels
+ * line `301\t0 DOC\t1`, which is BEIR-shaped by its tabs and TREC-shaped by its whitespace) is
+ * an error rather than a guess at the columns: tabs say one thing, whitespace (trec_eval's
+ * reading) another. Whitespace of any kind before the first field, after the last one, or
+ * after the leading columns (`q1 Q0 d1 1 2.5 sys\t`, `q1 0 d1 1\t`) is unambiguous and fine.
  *
  * @module
  */
@@ -116,9 +117,7 @@ class RunBuilder {
         `expected 6 whitespace-separated fields (qid Q0 docno rank score run_id), found ${count}`,
       );
     }
-    if (text.indexOf("\t") >= 0 && text.indexOf(" ") >= 0) {
-      checkSeparators(this.file, lineNo, text, RUN_COLUMNS);
-    }
+    if (text.indexOf("\t") >= 0) checkSeparators(this.file, lineNo, text, RUN_COLUMNS);
     const qid = text.slice(starts[0], ends[0]);
     const scoreText = text.slice(starts[4], ends[4]);
     const score = parseCNumber(scoreText);
@@ -187,24 +186,37 @@ const QRELS_COLUMNS = ["qid", "iter", "docno"];
 const RUN_COLUMNS = ["qid", "Q0", "docno", "rank", "score"];
 
 /**
- * Rejects a line (one that contains a tab) whose tab-separated fields among `columns` hold
- * whitespace inside: split by tabs and split by whitespace, its columns would differ.
+ * Rejects a line (one that contains a tab) whose separators between the `columns` (its leading
+ * fields) are tabs in some places and other whitespace in others: split by tabs and split by
+ * whitespace, its columns would differ. Whitespace before the first field and after the last
+ * of `columns` is not looked at.
  */
 function checkSeparators(file: string, lineNo: number, text: string, columns: string[]): void {
-  const f = text.split("\t");
-  for (let i = 0; i < Math.min(f.length - 1, columns.length); i++) {
-    const field = f[i].trim();
-    if (field !== "" && whitespaceFields(field).length > 1) {
-      throw new DataFormatError(
-        file,
-        lineNo,
-        `line mixes tab and space separators: tab-separated field ${i + 1} '${field}' holds ` +
-          `whitespace, so its columns differ split by tabs and by whitespace (the ${
-            columns.join(" ")
-          } columns must not contain spaces)`,
-      );
+  const n = text.length;
+  let i = 0;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  let tabs = 0, others = 0;
+  for (let gap = 0; gap < columns.length - 1; gap++) {
+    while (i < n && !isSpace(text.charCodeAt(i))) i++;
+    let tab = false;
+    for (let c = text.charCodeAt(i); i < n && isSpace(c); c = text.charCodeAt(++i)) {
+      if (c === 9) tab = true;
     }
+    if (i >= n) break; // no next field: the gap is trailing whitespace
+    if (tab) tabs++;
+    else others++;
   }
+  if (tabs === 0 || others === 0) return;
+  const f = text.trim().split("\t").map((s) => s.trim());
+  const bad = f.findIndex((field) => whitespaceFields(field).length > 1);
+  throw new DataFormatError(
+    file,
+    lineNo,
+    `line mixes tab and space separators: tab-separated field ${bad + 1} '${f[bad]}' holds ` +
+      `whitespace, so its columns differ split by tabs and by whitespace (the ${
+        columns.join(" ")
+      } columns must not contain spaces)`,
+  );
 }
 
 /** Number of non-empty tab-separated fields of a line that contains a tab, else 0. */

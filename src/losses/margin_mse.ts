@@ -14,7 +14,7 @@ import { dispatch, pipeline } from "../gpu/kernels.ts";
 import { packParams } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { cosineSimilarityRows } from "../ops/similarity.ts";
-import { parseCNumber, readLines, whitespaceFields } from "../data/lines.ts";
+import { numericJsonId, parseCNumber, readLines, whitespaceFields } from "../data/lines.ts";
 import { DataFormatError } from "../data/types.ts";
 import { type LossResult, notOnTape, recordLoss, runLoss } from "./common.ts";
 
@@ -189,7 +189,7 @@ function teacherNumber(path: string, lineNo: number, name: string, v: unknown): 
 }
 
 function teacherId(path: string, lineNo: number, name: string, v: unknown): string {
-  if (typeof v === "number" && Number.isInteger(v)) return String(v);
+  if (typeof v === "number") return numericJsonId(path, lineNo, name, v);
   if (typeof v === "string" && v.trim() !== "") return v.trim();
   throw new DataFormatError(path, lineNo, `missing or empty "${name}"`);
 }

@@ -12,6 +12,7 @@ import { ConfigError, configFromHf, type EncoderConfig, type Pooling } from "./c
 import type { EncoderParams, LayerParams, Linear, Norm } from "./encoder.ts";
 import { type NamedTensor, readModelWeights } from "./safetensors.ts";
 import { DataFormatError } from "../data/types.ts";
+import { readTextFileStrict } from "../data/lines.ts";
 
 /** An encoder ready to run: its config, its parameters by role and by name, its tokenizer. */
 export interface LoadedEncoder {
@@ -226,7 +227,7 @@ export interface LoadHfOptions {
 async function tokenizerMaxLength(path: string): Promise<number> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readTextFileStrict(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return Infinity; // optional file
     throw new DataFormatError(path, 0, `cannot read (${(e as Error).message})`);
@@ -274,7 +275,7 @@ export async function loadHfEncoder(
   const configPath = `${dir}/config.json`;
   let raw: Record<string, unknown>;
   try {
-    raw = JSON.parse(await Deno.readTextFile(configPath));
+    raw = JSON.parse(await readTextFileStrict(configPath));
   } catch (e) {
     throw new ConfigError(configPath, `cannot read (${(e as Error).message})`);
   }

@@ -7,6 +7,7 @@
  * @module
  */
 import { DataFormatError } from "../data/types.ts";
+import { decodeUtf8, readTextFileStrict } from "../data/lines.ts";
 
 /** A named tensor read from or written to a safetensors file. */
 export interface NamedTensor {
@@ -132,7 +133,7 @@ export function parseSafetensors(
   }
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerSize)));
+    header = JSON.parse(decodeUtf8(bytes.subarray(8, 8 + headerSize), file));
   } catch (e) {
     throw new SafetensorsError(file, `header is not JSON (${(e as Error).message})`);
   }
@@ -233,7 +234,7 @@ export async function readModelWeights(dir: string): Promise<Map<string, NamedTe
   }
   let map: Record<string, string>;
   try {
-    map = JSON.parse(await Deno.readTextFile(index))?.weight_map;
+    map = JSON.parse(await readTextFileStrict(index))?.weight_map;
   } catch (e) {
     throw new DataFormatError(index, 0, `not a valid index (${(e as Error).message})`);
   }

@@ -12,7 +12,7 @@
 import { readBeirCorpus, readBeirQrels, readBeirQueries } from "../data/beir.ts";
 import { readLines, whitespaceFields } from "../data/lines.ts";
 import {
-  iterMsMarcoTriples,
+  iterMsMarcoTripleLines,
   readMsMarcoCollection,
   readMsMarcoQrels,
   readMsMarcoQueries,
@@ -371,9 +371,7 @@ export async function msmarcoTriples(
   const queries = opts.queries ? await readMsMarcoQueries(opts.queries) : null;
   const collection = opts.collection ? await readMsMarcoCollection(opts.collection) : null;
   const out: Triple[] = [];
-  let lineNo = 0;
-  for await (const [q, p, n] of iterMsMarcoTriples(path)) {
-    lineNo++;
+  for await (const { triple: [q, p, n], lineNo } of iterMsMarcoTripleLines(path)) {
     if (opts.limit !== undefined && out.length >= opts.limit) break;
     if (!queries || !collection) {
       out.push({ query: q, positive: p, negative: n });
