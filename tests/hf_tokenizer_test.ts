@@ -2,8 +2,8 @@
 // Expected tokens are written by hand from BERT's uncased WordPiece rules (lower-case, strip
 // accents, split punctuation, greedy longest-match-first with ## continuations); their ids are
 // looked up independently in vocab.txt (id = line number).
-import { deepStrictEqual } from "node:assert/strict";
-import { loadHfTokenizer } from "../src/text/tokenizer.ts";
+import { deepStrictEqual, ok, rejects, throws } from "node:assert/strict";
+import { loadHfTokenizer, SUPPORTED_TOKENIZER_MODELS } from "../src/text/tokenizer.ts";
 
 const dataDir = Deno.env.get("SELFMARGIN_DATA_DIR") ?? "../shared/datasets";
 const modelDir = `${dataDir}/../models/minilm-l6-tokenizer`;
@@ -87,6 +87,57 @@ Deno.test("tokenizer files: vocabulary size known; malformed files are errors na
     if (!message.startsWith(`${dir}/tokenizer.json: cannot read the tokenizer`)) {
       throw new Error(message);
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("tokenizer.json: unknown model types, non-integer ids and invalid UTF-8 are refused", async () => {
+  const json = JSON.parse(await Deno.readTextFile(`${modelDir}/tokenizer.json`));
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/tokenizer.json`;
+  try {
+    // Before: {"type": "Foo"} loaded (the JS library falls back to a legacy model) and encode
+    // returned undefined ids. WordLevel (Rust tokenizers) is not implemented in JS either.
+    for (const type of ["Foo", "WordLevel", undefined]) {
+      await Deno.writeTextFile(path, JSON.stringify({ ...json, model: { ...json.model, type } }));
+      await rejects(loadHfTokenizer(dir), (e: Error) => {
+        ok(e.message.startsWith(`${path}: not a tokenizer this project can use: `), e.message);
+        ok(e.message.includes(type === undefined ? "model.type is missing" : `"${type}"`));
+        ok(e.message.includes("WordPiece, BPE, Unigram"), e.message);
+        return true;
+      });
+    }
+    deepStrictEqual(SUPPORTED_TOKENIZER_MODELS, ["WordPiece", "BPE", "Unigram"]);
+    // A vocabulary with a fractional id: refused at load when the probe text meets it...
+    const frac = (token: string) => ({
+      ...json,
+      model: { ...json.model, vocab: { ...json.model.vocab, [token]: 0.5 } },
+    });
+    await Deno.writeTextFile(path, JSON.stringify(frac("hello")));
+    await rejects(
+      loadHfTokenizer(dir),
+      new RegExp(`^TokenizerError: ${path}: the tokenizer gave id 0.5 \\(token 3\\) for the text`),
+    );
+    // ... and otherwise when encoding, naming the file and the text (before: ids [101, 0.5, 102]).
+    await Deno.writeTextFile(path, JSON.stringify(frac("protein")));
+    const tok = await loadHfTokenizer(dir);
+    throws(
+      () => tok.encode("protein", 16),
+      new RegExp(
+        `^TokenizerError: ${path}: the tokenizer gave id 0.5 \\(token 2\\) for the text "protein"`,
+      ),
+    );
+    // Invalid UTF-8: before, read with U+FFFD in place of the bytes (merging tokens).
+    const bytes = new TextEncoder().encode(JSON.stringify(json, null, 1));
+    const at = bytes.indexOf("[".charCodeAt(0)) + 1; // inside the first string after a bracket
+    const bad = bytes.slice();
+    bad[at] = 0xff;
+    await Deno.writeFile(path, bad);
+    await rejects(
+      loadHfTokenizer(dir),
+      new RegExp(`^DataFormatError: ${path}:\\d+: invalid UTF-8`),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

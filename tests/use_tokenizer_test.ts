@@ -186,3 +186,21 @@ Deno.test("USE tokenizer: empty text, reserved ids, id range", async () => {
   assertEquals(hf.encode(long), { ids: all.slice(0, 128), truncated: true });
   assertEquals(hf.encode("Hello world."), { ids: hf.ids("Hello world."), truncated: false });
 });
+
+Deno.test("USE tokenizer: vocabSize and a fingerprint that follows the vocabulary", async () => {
+  const { vocab, hf } = await tokenizers();
+  // The TextTokenizer interface's optional members: before, neither was implemented, and the
+  // embedding cache identified USE-lite by its `vocab` list instead.
+  assertEquals(hf.vocabSize, 8000);
+  assertEquals(typeof hf.fingerprint, "function");
+  assertEquals(hf.fingerprint(), new UseTokenizer(vocab.slice()).fingerprint());
+  const swapped = vocab.slice();
+  [swapped[100], swapped[101]] = [swapped[101], swapped[100]];
+  assertEquals(hf.fingerprint() === new UseTokenizer(swapped).fingerprint(), false);
+  const rescored = vocab.map(([p, s], i): [string, number | null] => [p, i === 500 ? -1 : s]);
+  assertEquals(hf.fingerprint() === new UseTokenizer(rescored).fingerprint(), false);
+  const maxId = Math.max(
+    ...["Hello world.", "😀 ok", "word ".repeat(50)].flatMap((t) => hf.ids(t)),
+  );
+  assertEquals(maxId < hf.vocabSize, true);
+});

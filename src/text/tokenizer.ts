@@ -6,7 +6,14 @@
  * @module
  */
 import { Tokenizer } from "npm:@huggingface/tokenizers@0.2.0";
+import { readTextFileStrict } from "../data/lines.ts";
 import { DataFormatError } from "../data/types.ts";
+
+/**
+ * The `model.type`s of `tokenizer.json` that Hugging Face's JS tokenizers implement (their
+ * Rust library's `WordLevel` is not among them).
+ */
+export const SUPPORTED_TOKENIZER_MODELS: readonly string[] = ["WordPiece", "BPE", "Unigram"];
 
 /** The ids of one text, after truncation. */
 export interface TokenizedText {
@@ -52,16 +59,40 @@ export class HfTokenizer implements TextTokenizer {
   readonly padId: number;
   /** One more than the largest id in the vocabulary and the added tokens. */
   readonly vocabSize: number;
+  /** The file the tokenizer came from, as error messages name it. */
+  readonly source: string;
   private readonly json: Record<string, unknown>;
   private readonly config: Record<string, unknown>;
 
   /**
-
-   * Creates an instance.
+   * Creates an instance. A `model.type` other than {@link SUPPORTED_TOKENIZER_MODELS} is a
+   * {@link TokenizerError} (the JS library would fall back to a model whose ids are undefined).
    * @param tokenizerJson the parsed `tokenizer.json`
    * @param config the parsed `tokenizer_config.json` (may be empty)
+   * @param source the file it was read from, for error messages
    */
-  constructor(tokenizerJson: Record<string, unknown>, config: Record<string, unknown> = {}) {
+  constructor(
+    tokenizerJson: Record<string, unknown>,
+    config: Record<string, unknown> = {},
+    source = "tokenizer.json",
+  ) {
+    this.source = source;
+    const model = tokenizerJson.model;
+    const type = model !== null && typeof model === "object"
+      ? (model as { type?: unknown }).type
+      : undefined;
+    if (typeof type !== "string" || !SUPPORTED_TOKENIZER_MODELS.includes(type)) {
+      const found = model === null || typeof model !== "object"
+        ? "there is no model object"
+        : type === undefined
+        ? "model.type is missing"
+        : `model.type is ${JSON.stringify(type)}`;
+      throw new TokenizerError(
+        source,
+        `not a tokenizer this project can use: ${found}; supported model types: ` +
+          `${SUPPORTED_TOKENIZER_MODELS.join(", ")} (those of Hugging Face's JS tokenizers)`,
+      );
+    }
     this.inner = new Tokenizer(tokenizerJson, config);
     this.json = tokenizerJson;
     this.config = config;
@@ -84,12 +115,33 @@ export class HfTokenizer implements TextTokenizer {
    */
   encode(text: string, maxLength: number): TokenizedText {
     const ids = this.inner.encode(text, { add_special_tokens: true }).ids;
+    checkIds(ids, this.source, text);
     if (ids.length <= maxLength) return { ids, truncated: false };
     const closing = ids[ids.length - 1];
     const specials = new Set(this.inner.encode("", { add_special_tokens: true }).ids);
     const kept = ids.slice(0, Math.max(0, maxLength - (specials.has(closing) ? 1 : 0)));
     if (specials.has(closing)) kept.push(closing);
     return { ids: kept, truncated: true };
+  }
+}
+
+/**
+ * Throws a {@link TokenizerError} naming `source` and the text unless every id is a
+ * non-negative integer (a malformed vocabulary gives `undefined` or fractional ids, which an
+ * embedding lookup would otherwise read as garbage rows).
+ */
+export function checkIds(ids: readonly unknown[], source: string, text: string): void {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0) {
+      const shown = text.length > 60 ? `${text.slice(0, 60)}...` : text;
+      throw new TokenizerError(
+        source,
+        `the tokenizer gave id ${String(id)} (token ${i + 1}) for the text ` +
+          `${JSON.stringify(shown)}: ids must be non-negative integers (is the vocabulary ` +
+          `malformed?)`,
+      );
+    }
   }
 }
 
@@ -132,8 +184,9 @@ async function readJsonObject(
 ): Promise<Record<string, unknown> | null> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readTextFileStrict(path);
   } catch (e) {
+    if (e instanceof DataFormatError) throw e; // invalid UTF-8, at its line
     if (optional && e instanceof Deno.errors.NotFound) return null;
     throw new TokenizerError(path, `cannot read the ${what} (${(e as Error).message})`);
   }
@@ -149,10 +202,15 @@ async function readJsonObject(
   return v as Record<string, unknown>;
 }
 
+/** Text tokenized once at load, to find broken tokenizers before they are used. */
+const PROBE_TEXT = "a Hello, world! 42 Caf\u00e9 na\u00efve \u00fcber-x";
+
 /**
  * Loads `tokenizer.json` (and `tokenizer_config.json` if present) from a model directory. A
- * missing or malformed `tokenizer.json`, or a `tokenizer_config.json` that is there but not a
- * JSON object, is a {@link TokenizerError} naming the file.
+ * missing or malformed `tokenizer.json` (invalid UTF-8 or JSON, a `model.type` other than
+ * {@link SUPPORTED_TOKENIZER_MODELS}, ids that are not non-negative integers for a sample
+ * text), or a `tokenizer_config.json` that is there but not a JSON object, is an error naming the
+ * file.
  */
 export async function loadHfTokenizer(dir: string): Promise<HfTokenizer> {
   const path = `${dir}/tokenizer.json`;
@@ -161,9 +219,11 @@ export async function loadHfTokenizer(dir: string): Promise<HfTokenizer> {
   const config = await readJsonObject(configPath, "tokenizer config", true) ?? {};
   let tokenizer: HfTokenizer;
   try {
-    tokenizer = new HfTokenizer(json, config);
-    tokenizer.encode("a", 8); // a structurally broken tokenizer.json often fails only here
+    tokenizer = new HfTokenizer(json, config, path);
+    // A structurally broken tokenizer.json often fails only when used.
+    tokenizer.encode(PROBE_TEXT, 64);
   } catch (e) {
+    if (e instanceof TokenizerError) throw e;
     throw new TokenizerError(path, `not a tokenizer this project can use: ${(e as Error).message}`);
   }
   if (tokenizer.vocabSize < 1) throw new TokenizerError(path, "the tokenizer has no vocabulary");

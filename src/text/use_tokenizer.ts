@@ -106,13 +106,27 @@ export class UseTokenizer implements TextTokenizer {
    * does; 0 (unknown) is used.
    */
   readonly padId: number = USE_UNK_ID;
+  /** One more than the largest id: the number of vocabulary entries (ids are their indices). */
+  readonly vocabSize: number;
+  private readonly json: Record<string, unknown>;
 
   /**
    * Builds the Hugging Face Unigram tokenizer from the vocabulary.
    * @param vocab the `[piece, score]` pairs of `vocab.json`
    */
   constructor(readonly vocab: readonly VocabEntry[]) {
-    this.hf = new Tokenizer(useTokenizerJson(vocab), {});
+    this.json = useTokenizerJson(vocab);
+    this.hf = new Tokenizer(this.json, {});
+    this.vocabSize = vocab.length;
+  }
+
+  /**
+   * Everything that decides the ids, as text: the `tokenizer.json` equivalent built from the
+   * vocabulary (pieces, scores, normalizers, pre-tokenizer), so that a changed vocabulary or
+   * configuration gives another fingerprint.
+   */
+  fingerprint(): string {
+    return JSON.stringify(this.json);
   }
 
   /** All token ids of one text (`[]` for empty text), as the TF.js USE tokenizer gives them. */
