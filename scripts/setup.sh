@@ -2,8 +2,18 @@
 # One-time set-up for a fresh machine: makes sure a WebGPU adapter exists. On a machine without a
 # GPU driver (Debian/Ubuntu), installs Mesa's lavapipe Vulkan driver, a software WebGPU adapter.
 # Deno itself comes from npm (`npx -y deno@2.9.6 ...`), so nothing else needs installing.
+# With --bench, also installs what `deno task bench` compares against on the CPU: PyTorch
+# (Debian's python3-torch, with OpenBLAS; without libopenblas0-pthread torch falls back to the
+# reference BLAS, ~20x slower) and numpy. Tests need none of it.
 set -u
 DENO="npx -y deno@2.9.6"
+if [ "${1:-}" = "--bench" ] && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing the CPU baselines of deno task bench (python3-torch, OpenBLAS, numpy)"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq python3-torch python3-numpy \
+    libopenblas0-pthread >/dev/null || echo "setup: could not install the benchmark baselines"
+fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 probe='const a = await navigator.gpu?.requestAdapter(); if (!a) Deno.exit(1); console.log(a.info?.description || a.info?.vendor || "adapter");'
 if adapter=$($DENO eval "$probe" 2>/dev/null) && [ -n "$adapter" ]; then
