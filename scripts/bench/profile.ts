@@ -20,15 +20,13 @@
  */
 import type { BenchContext } from "../bench.ts";
 import { type ProfileReport, startProfile } from "../../src/gpu/profile.ts";
-import { resolveDataset } from "../../src/data/resolve.ts";
 import { docText } from "../../src/data/types.ts";
 import { embedBatch, padBatch, tokenizeAll } from "../../src/models/encode.ts";
 import { loadEncoder } from "../../src/models/load.ts";
-import { beirTriples, loadBeirTraining } from "../../src/train/data.ts";
-import { AdamW } from "../../src/train/optimizer.ts";
 import { trainStep } from "../../src/train/trainer.ts";
+import { loadTrainBatches, TRAIN_STEP, trainStepContext } from "./train_setup.ts";
 
-const B = 32, QUERY = 32, DOC = 128, ENCODE_BATCH = 64;
+const DOC = TRAIN_STEP.docLength, ENCODE_BATCH = 64;
 
 /** A profile report with the wall time of the same work run without the profiler. */
 export type SectionReport = ProfileReport & { unprofiledWallMs: number };
@@ -36,38 +34,15 @@ export type SectionReport = ProfileReport & { unprofiledWallMs: number };
 /** Runs the section (registered in scripts/bench.ts as `profile`). */
 export async function profileSection(ctx: BenchContext): Promise<void> {
   const { gpu, log } = ctx;
-  const dir = await resolveDataset("scifact").catch(() =>
-    resolveDataset("scifact", { data: "../shared/datasets" })
-  );
-  const data = await loadBeirTraining(dir);
-  const { triples } = await beirTriples(data.corpus, data.train, {
-    negatives: { kind: "random" },
-    seed: 1,
-  });
+  const { corpus, batchAt } = await loadTrainBatches();
   const model = await loadEncoder(gpu, "use-lite");
-  const optimizer = new AdamW(model.named, { lr: 1e-6, weightDecay: 0 });
-  const stepCtx = {
-    gpu,
-    model,
-    optimizer,
-    loss: "margin" as const,
-    margin: {
-      target: "adaptive" as const,
-      inBatch: false,
-      error: "l2" as const,
-      detachTarget: false,
-      inBatchIndexing: "reference" as const,
-    },
-    queryLength: QUERY,
-    docLength: DOC,
-    maxGradNorm: Infinity,
-  };
+  const stepCtx = trainStepContext(gpu, model);
+  const optimizer = stepCtx.optimizer;
   try {
-    const step = (i: number) =>
-      trainStep(stepCtx, triples.slice(i * B, (i + 1) * B), undefined, 1e-6);
+    const step = (i: number) => trainStep(stepCtx, batchAt(i), undefined, TRAIN_STEP.lr);
     const train = await measure(gpu, () => step(0), () => step(1), () => step(2));
     log(formatReport("training step (32 triples, q32/d128)", train));
-    const docs = data.corpus.slice(0, 3 * ENCODE_BATCH).map(docText);
+    const docs = corpus.slice(0, 3 * ENCODE_BATCH).map(docText);
     const batch = (i: number) => {
       const texts = docs.slice(i * ENCODE_BATCH, (i + 1) * ENCODE_BATCH);
       const { ids } = tokenizeAll(model.tokenizer, texts, Math.min(DOC, model.maxLength));

@@ -31,15 +31,15 @@
  * @module
  */
 import type { BenchContext } from "../bench.ts";
-import { resolveDataset } from "../../src/data/resolve.ts";
 import { padBatch, tokenizeAll } from "../../src/models/encode.ts";
 import type { LoadedEncoder } from "../../src/models/hf.ts";
 import { loadUseLite, readUseLiteWeights } from "../../src/models/use_lite.ts";
 import type { NamedTensor } from "../../src/models/safetensors.ts";
-import { beirTriples, loadBeirTraining, type Triple } from "../../src/train/data.ts";
+import type { Triple } from "../../src/train/data.ts";
 import { batchLoss } from "../../src/train/trainer.ts";
+import { loadTrainBatches, TRAIN_STEP } from "./train_setup.ts";
 
-const B = 32, QUERY = 32, DOC = 128, LR = 1e-6;
+const { batchSize: B, queryLength: QUERY, docLength: DOC, lr: LR } = TRAIN_STEP;
 const MISSING = "python3-torch is not installed (apt-get install python3-torch)";
 const SCRIPT = decodeURIComponent(new URL("./torch_step.py", import.meta.url).pathname);
 
@@ -106,16 +106,7 @@ export async function torchSection(ctx: BenchContext): Promise<void> {
     return;
   }
   // The train section's data and batches: same dataset, seed, negatives and slicing.
-  const dataDir = await resolveDataset("scifact").catch(() =>
-    resolveDataset("scifact", { data: "../shared/datasets" })
-  );
-  const data = await loadBeirTraining(dataDir);
-  const { triples } = await beirTriples(data.corpus, data.train, {
-    negatives: { kind: "random" },
-    seed: 1,
-  });
-  const batchAt = (i: number) =>
-    triples.slice((i * B) % (triples.length - B), (i * B) % (triples.length - B) + B);
+  const { triples, batchAt } = await loadTrainBatches();
   const steps = Math.max(1, options.iters);
   const probe = triples.slice(0, 1);
   const weights = await readUseLiteWeights();

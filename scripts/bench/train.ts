@@ -32,19 +32,17 @@
  * @module
  */
 import type { BenchContext } from "../bench.ts";
-import { resolveDataset } from "../../src/data/resolve.ts";
 import { padBatch, tokenizeAll } from "../../src/models/encode.ts";
 import { loadEncoder } from "../../src/models/load.ts";
 import type { LoadedEncoder } from "../../src/models/hf.ts";
 import { readUseLiteWeights } from "../../src/models/use_lite.ts";
-import { beirTriples, loadBeirTraining, type Triple } from "../../src/train/data.ts";
-import { AdamW } from "../../src/train/optimizer.ts";
+import type { Triple } from "../../src/train/data.ts";
 import { batchLoss, type StepTimings, trainStep } from "../../src/train/trainer.ts";
+import { loadTrainBatches, TRAIN_STEP, trainStepContext } from "./train_setup.ts";
 
-const B = 32, QUERY = 32, DOC = 128;
+const { batchSize: B, queryLength: QUERY, docLength: DOC, lr: LR } = TRAIN_STEP;
 /** Triples per TF.js step when `--tfjs-batch` is not given. */
 export const DEFAULT_TFJS_BATCH = 4;
-const LR = 1e-6;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -56,37 +54,12 @@ const r3 = (x: number) => Math.round(x * 1000) / 1000;
 /** Runs the section (registered in scripts/bench.ts as `train`). */
 export async function trainSection(ctx: BenchContext): Promise<void> {
   const { gpu, options, log } = ctx;
-  // $SELFMARGIN_DATA_DIR or the cache, else this repository's sibling data directory.
-  const dir = await resolveDataset("scifact").catch(() =>
-    resolveDataset("scifact", { data: "../shared/datasets" })
-  );
-  const data = await loadBeirTraining(dir);
-  const { triples } = await beirTriples(data.corpus, data.train, {
-    negatives: { kind: "random" },
-    seed: 1,
-  });
+  const { triples, batchAt } = await loadTrainBatches();
   const model = await loadEncoder(gpu, "use-lite");
-  const optimizer = new AdamW(model.named, { lr: 1e-6, weightDecay: 0 });
-  const stepCtx = {
-    gpu,
-    model,
-    optimizer,
-    loss: "margin" as const,
-    margin: {
-      target: "adaptive" as const,
-      inBatch: false,
-      error: "l2" as const,
-      detachTarget: false,
-      inBatchIndexing: "reference" as const,
-    },
-    queryLength: QUERY,
-    docLength: DOC,
-    maxGradNorm: Infinity,
-  };
+  const stepCtx = trainStepContext(gpu, model);
+  const optimizer = stepCtx.optimizer;
   const steps = Math.max(1, options.iters);
   const timings: (StepTimings & { total: number; tokenize: number })[] = [];
-  const batchAt = (i: number) =>
-    triples.slice((i * B) % (triples.length - B), (i * B) % (triples.length - B) + B);
   const tfjsBatch = Math.min(options.tfjsBatch ?? DEFAULT_TFJS_BATCH, B);
   // TF.js's untimed first step is one triple; our loss on it, initial weights, for comparison.
   const probe = triples.slice(0, 1);
@@ -98,7 +71,7 @@ export async function trainSection(ctx: BenchContext): Promise<void> {
       tokenizeAll(model.tokenizer, batch.map((t) => t.query), QUERY);
       tokenizeAll(model.tokenizer, batch.flatMap((t) => [t.positive, t.negative]), DOC);
       const tokenize = performance.now() - t0;
-      const r = await trainStep(stepCtx, batch, undefined, 1e-6, { time: true });
+      const r = await trainStep(stepCtx, batch, undefined, LR, { time: true });
       const t = r.timings!;
       const total = t.forward + t.backward + t.optimizer;
       if (i >= options.warmup) timings.push({ ...t, total, tokenize });
