@@ -420,6 +420,34 @@ export const SECTIONS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   profile: (ctx) => import("./bench/profile.ts").then((m) => m.profileSection(ctx)),
 };
 
+/**
+ * The machine the figures were taken on: CPU model, logical CPUs, the vector extensions that
+ * matter to a software adapter (AVX2, AVX-512F), and the Vulkan driver package when dpkg knows
+ * it (a software adapter's speed depends on all of these, so ratios are only read within one
+ * run on one machine).
+ */
+async function hostInfo(): Promise<Record<string, unknown>> {
+  const info: Record<string, unknown> = { cpus: navigator.hardwareConcurrency };
+  try {
+    const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
+    info.cpu = cpuinfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? null;
+    const flags = new Set(cpuinfo.match(/^flags\s*:\s*(.*)$/m)?.[1].split(/\s+/) ?? []);
+    info.avx2 = flags.has("avx2");
+    info.avx512f = flags.has("avx512f");
+  } catch { /* not Linux */ }
+  try {
+    const { stdout, success } = await new Deno.Command("dpkg-query", {
+      args: ["-W", "-f", "${Version}", "mesa-vulkan-drivers"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (success) info.mesaVulkanDrivers = new TextDecoder().decode(stdout);
+  } catch { /* no dpkg */ }
+  const icd = Deno.env.get("VK_ICD_FILENAMES");
+  if (icd) info.vkIcdFilenames = icd;
+  return info;
+}
+
 /** Runs the selected sections and returns the result object. */
 export async function runBench(options: BenchOptions): Promise<Record<string, unknown>> {
   const gpu = await getGpu();
@@ -430,6 +458,7 @@ export async function runBench(options: BenchOptions): Promise<Record<string, un
     timing: gpu.features.has("timestamp-query") ? "timestamp-query" : "wall-clock",
     iters: options.iters,
     warmup: options.warmup,
+    host: await hostInfo(),
   };
   const log = (line: string) => console.error(line);
   for (const name of options.only) {
