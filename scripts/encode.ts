@@ -11,6 +11,7 @@ import {
   checkModelSpec,
   checkOutputFile,
   knownErrorExitCode,
+  loadModelForCli,
   positiveIntFlag,
   samePath,
   UsageError,
@@ -20,7 +21,6 @@ import { formatCount, formatDuration, formatRate, ProgressBar } from "../src/cli
 import { readTextsJsonl } from "../src/cli/texts_jsonl.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { encodeTexts } from "../src/models/encode.ts";
-import { loadEncoder } from "../src/models/load.ts";
 
 const HELP = `deno task encode — embed texts with an encoder on WebGPU
 
@@ -221,13 +221,7 @@ async function run(v: Flags, interrupts: Interrupts): Promise<void> {
   const records = await readTextsJsonl(v.input, { field: v.field, title: !v["no-title"] });
   const t0 = performance.now();
   const gpu = await getGpu();
-  let model;
-  try {
-    model = await loadEncoder(gpu, v.model, { maxLength });
-  } catch (e) {
-    if (knownErrorExitCode(e) !== undefined) throw e;
-    throw new UsageError(`cannot load model '${v.model}': ${(e as Error).message}`);
-  }
+  const model = await loadModelForCli(gpu, v.model, { maxLength });
   const dim = model.config.hidden;
   const length = Math.min(maxLength ?? model.maxLength, model.maxLength);
   say(

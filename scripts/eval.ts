@@ -12,6 +12,7 @@ import {
   checkOutputFile,
   intFlag,
   knownErrorExitCode,
+  loadModelForCli,
   numberFlag,
   positiveIntFlag,
   samePath,
@@ -34,7 +35,6 @@ import {
 import { pairedBootstrapCi, pairedTTest, tost } from "../src/eval/stats.ts";
 import { denseRetrieve, embeddingCacheDir, rerank } from "../src/eval/dense.ts";
 import { getGpu } from "../src/gpu/device.ts";
-import { loadEncoder } from "../src/models/load.ts";
 import { atomicFile } from "../src/util/fs.ts";
 
 const HELP = `deno task eval — trec_eval-exact evaluation, BM25 baseline, paired comparison
@@ -287,13 +287,7 @@ async function main(argv: string[]): Promise<void> {
     const k = kFlag ?? depthFlag ?? 1000;
     // The model before the corpus: a model that does not load fails in seconds.
     const gpu = await getGpu();
-    let model;
-    try {
-      model = await loadEncoder(gpu, v.model, { maxLength });
-    } catch (e) {
-      if (knownErrorExitCode(e) !== undefined) throw e;
-      throw new UsageError(`cannot load model '${v.model}': ${(e as Error).message}`);
-    }
+    const model = await loadModelForCli(gpu, v.model, { maxLength });
     const { corpus, queries, qrels } = await loadBeir(dir, split);
     const common = {
       corpus,

@@ -52,6 +52,7 @@ import {
   tinyTokenizerJson,
   utf8,
 } from "./bad_input/gen.ts";
+import { withTempDir } from "./helpers.ts";
 
 // ---- the case runner ---------------------------------------------------------------------------
 
@@ -177,15 +178,6 @@ async function fuzz(
     }
   }
   return failures;
-}
-
-async function withTempDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "bad_input_" });
-  try {
-    return await f(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 for (const f of FORMATS) {

@@ -2,6 +2,7 @@
 // an interrupted swap leaves are built directly, and in each the only complete copy survives.
 import { deepStrictEqual, rejects } from "node:assert/strict";
 import { recoverDir, replaceDir } from "../src/util/fs.ts";
+import { withTempDir } from "./helpers.ts";
 
 async function tree(dir: string, text: string): Promise<void> {
   await Deno.mkdir(`${dir}/sub`, { recursive: true });
@@ -27,17 +28,8 @@ async function names(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-async function withTemp(f: (root: string) => Promise<void>): Promise<void> {
-  const root = await Deno.makeTempDir();
-  try {
-    await f(root);
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
-}
-
 Deno.test("replaceDir moves a ready directory in, first time and over an old one", () =>
-  withTemp(async (root) => {
+  withTempDir(async (root) => {
     await tree(`${root}/ready`, "v1");
     await replaceDir(`${root}/ready`, `${root}/d`);
     deepStrictEqual(await content(`${root}/d`), "v1/v1");
@@ -48,7 +40,7 @@ Deno.test("replaceDir moves a ready directory in, first time and over an old one
   }));
 
 Deno.test("crash between the two renames: dir.old, the only complete copy, is never deleted", () =>
-  withTemp(async (root) => {
+  withTempDir(async (root) => {
     // The state an interrupted swap leaves: d moved aside to d.old, the new one not moved in.
     await tree(`${root}/d.old`, "v1");
     // A swap whose new directory cannot be moved in fails, and the old copy survives.
@@ -69,7 +61,7 @@ Deno.test("crash between the two renames: dir.old, the only complete copy, is ne
   }));
 
 Deno.test("crash after the second rename: the new dir stands, the leftover dir.old goes", () =>
-  withTemp(async (root) => {
+  withTempDir(async (root) => {
     await tree(`${root}/d`, "v2");
     await tree(`${root}/d.old`, "v1");
     await Deno.remove(`${root}/d.old/sub`, { recursive: true }); // half removed
@@ -84,7 +76,7 @@ Deno.test("crash after the second rename: the new dir stands, the leftover dir.o
   }));
 
 Deno.test("a failed swap moves the old directory back", () =>
-  withTemp(async (root) => {
+  withTempDir(async (root) => {
     await tree(`${root}/d`, "v1");
     await rejects(replaceDir(`${root}/missing`, `${root}/d`), Deno.errors.NotFound);
     deepStrictEqual(await content(`${root}/d`), "v1/v1");

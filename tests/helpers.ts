@@ -205,3 +205,13 @@ export function assertBitEqual(
   const i = a.findIndex((x, k) => x !== e[k]);
   if (i >= 0) throw new Error(`${name}[${i}]: ${actual[i]} != ${expected[i]}`);
 }
+
+/** Runs `f` with a fresh temporary directory that is removed afterwards, whatever happens. */
+export async function withTempDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "selfmargin_test_" });
+  try {
+    return await f(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

@@ -3,15 +3,7 @@
 // SIGTERM/SIGINT.
 import { deepStrictEqual, ok, rejects } from "node:assert/strict";
 import { LOCK_FILE, lockDir, LockError, type LockInfo } from "../src/util/lock.ts";
-
-async function withTemp(f: (root: string) => Promise<void>): Promise<void> {
-  const root = await Deno.makeTempDir();
-  try {
-    await f(root);
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
-}
+import { withTempDir } from "./helpers.ts";
 
 const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
 
@@ -34,7 +26,7 @@ function fakeLock(over: Partial<LockInfo>): string {
 }
 
 Deno.test("a lock is exclusive, names its owner, and is released", () =>
-  withTemp(async (root) => {
+  withTempDir(async (root) => {
     const dir = `${root}/out`;
     const lock = await lockDir(dir, { command: ["train", "--out", dir] });
     const info = JSON.parse(await Deno.readTextFile(`${dir}/${LOCK_FILE}`));
@@ -58,7 +50,7 @@ Deno.test("a lock is exclusive, names its owner, and is released", () =>
   }));
 
 Deno.test("another live process's lock is refused with its pid", () =>
-  withTemp(async (root) => {
+  withTempDir(async (root) => {
     const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
     try {
       await Deno.writeTextFile(`${root}/${LOCK_FILE}`, fakeLock({ pid: child.pid }));
@@ -77,7 +69,7 @@ Deno.test("another live process's lock is refused with its pid", () =>
   }));
 
 Deno.test("a stale lock is reported, not taken; broken only when asked", () =>
-  withTemp(async (root) => {
+  withTempDir(async (root) => {
     const pid = await deadPid();
     const stale = fakeLock({ pid });
     await Deno.writeTextFile(`${root}/${LOCK_FILE}`, stale);
@@ -102,7 +94,7 @@ Deno.test("a stale lock is reported, not taken; broken only when asked", () =>
   }));
 
 Deno.test("another host's lock and an unreadable lock are never broken", () =>
-  withTemp(async (root) => {
+  withTempDir(async (root) => {
     await Deno.writeTextFile(
       `${root}/${LOCK_FILE}`,
       fakeLock({ pid: await deadPid(), hostname: "elsewhere.example" }),
@@ -123,7 +115,7 @@ Deno.test("another host's lock and an unreadable lock are never broken", () =>
   }));
 
 Deno.test("release leaves a lock that is no longer ours alone", () =>
-  withTemp(async (root) => {
+  withTempDir(async (root) => {
     const lock = await lockDir(root);
     const other = fakeLock({ pid: 1, token: "someone else" });
     await Deno.writeTextFile(lock.path, other);
@@ -132,7 +124,7 @@ Deno.test("release leaves a lock that is no longer ours alone", () =>
   }));
 
 Deno.test("Deno.exit, SIGTERM and SIGINT release the lock", () =>
-  withTemp(async (root) => {
+  withTempDir(async (root) => {
     const script = `${root}/hold.ts`;
     await Deno.writeTextFile(
       script,

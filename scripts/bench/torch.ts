@@ -37,7 +37,7 @@ import { loadUseLite, readUseLiteWeights } from "../../src/models/use_lite.ts";
 import type { NamedTensor } from "../../src/models/safetensors.ts";
 import type { Triple } from "../../src/train/data.ts";
 import { batchLoss } from "../../src/train/trainer.ts";
-import { loadTrainBatches, TRAIN_STEP } from "./train_setup.ts";
+import { loadTrainBatches, TRAIN_STEP, TRAIN_STEP_LOSS } from "./train_setup.ts";
 
 const { batchSize: B, queryLength: QUERY, docLength: DOC, lr: LR } = TRAIN_STEP;
 const MISSING = "python3-torch is not installed (apt-get install python3-torch)";
@@ -115,20 +115,10 @@ export async function torchSection(ctx: BenchContext): Promise<void> {
   let oursProbeLoss: number;
   let run: Awaited<ReturnType<typeof python>>;
   try {
-    oursProbeLoss = await batchLoss({
-      gpu,
-      model,
-      loss: "margin",
-      margin: {
-        target: "adaptive",
-        inBatch: false,
-        error: "l2",
-        detachTarget: false,
-        inBatchIndexing: "reference",
-      },
-      queryLength: QUERY,
-      docLength: DOC,
-    }, probe);
+    oursProbeLoss = await batchLoss(
+      { gpu, model, ...TRAIN_STEP_LOSS, queryLength: QUERY, docLength: DOC },
+      probe,
+    );
     const manifest = {
       weights: await writeWeights(dir, weights),
       warmup: options.warmup,

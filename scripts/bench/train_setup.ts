@@ -45,6 +45,18 @@ export async function loadTrainBatches(): Promise<TrainBatches> {
   return { corpus: data.corpus, triples, batchAt };
 }
 
+/** The benchmarked loss: margins with the adaptive target, attached, l2, no in-batch terms. */
+export const TRAIN_STEP_LOSS = {
+  loss: "margin",
+  margin: {
+    target: "adaptive",
+    inBatch: false,
+    error: "l2",
+    detachTarget: false,
+    inBatchIndexing: "reference",
+  },
+} as const satisfies Pick<StepContext, "loss" | "margin">;
+
 /**
  * The trainer's step context for `model`: the margin loss with the adaptive target (attached,
  * l2), no clipping, and a fresh AdamW (lr 1e-6, no weight decay) that the caller destroys.
@@ -54,14 +66,7 @@ export function trainStepContext(gpu: Gpu, model: LoadedEncoder): StepContext {
     gpu,
     model,
     optimizer: new AdamW(model.named, { lr: TRAIN_STEP.lr, weightDecay: 0 }),
-    loss: "margin",
-    margin: {
-      target: "adaptive",
-      inBatch: false,
-      error: "l2",
-      detachTarget: false,
-      inBatchIndexing: "reference",
-    },
+    ...TRAIN_STEP_LOSS,
     queryLength: TRAIN_STEP.queryLength,
     docLength: TRAIN_STEP.docLength,
     maxGradNorm: Infinity,

@@ -8,7 +8,9 @@
  */
 import { basename, dirname, join, resolve } from "node:path";
 import { DataFormatError } from "../data/types.ts";
-import { GpuDeviceLostError, GpuError, GpuUnavailableError } from "../gpu/device.ts";
+import { type Gpu, GpuDeviceLostError, GpuError, GpuUnavailableError } from "../gpu/device.ts";
+import type { LoadedEncoder } from "../models/hf.ts";
+import { loadEncoder, type LoadEncoderOptions } from "../models/load.ts";
 import { atomicFile } from "../util/fs.ts";
 import { NonFiniteEmbeddingError } from "./embeddings_out.ts";
 
@@ -199,4 +201,21 @@ export async function checkModelSpec(flag: string, spec: string): Promise<void> 
     `${flag} '${spec}' is neither 'use-lite', an existing model directory, nor a Hub name ` +
       `(org/model)`,
   );
+}
+
+/**
+ * Loads the model named by `--model` for a CLI: errors the scripts already report in one line
+ * pass through, anything else becomes a {@link UsageError} `cannot load model '...'`.
+ */
+export async function loadModelForCli(
+  gpu: Gpu,
+  spec: string,
+  opts: LoadEncoderOptions = {},
+): Promise<LoadedEncoder> {
+  try {
+    return await loadEncoder(gpu, spec, opts);
+  } catch (e) {
+    if (knownErrorExitCode(e) !== undefined) throw e;
+    throw new UsageError(`cannot load model '${spec}': ${(e as Error).message}`);
+  }
 }
