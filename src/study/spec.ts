@@ -1,0 +1,508 @@
+/**
+ * Study specs: what `deno task study` runs. A study is a dataset, a base model, shared training
+ * settings, seeds, data budgets, and arms; an arm is one training configuration (a margin loss
+ * with a static, adaptive or distributed target, a static-margin sweep, Margin-MSE with a named
+ * teacher, or InfoNCE). {@link parseStudySpec} checks a spec completely before anything trains,
+ * naming the offending field (`arms[2].kind: ...`); {@link expandRuns} turns it into the runs:
+ * arm x seed x budget, with a static sweep expanded into one run per margin value, each run keyed
+ * by a hash of exactly the settings that determine it, so a rerun can skip finished runs and
+ * refuse a directory whose run has different settings.
+ *
+ * Data budgets are nested: {@link budgetSubset} takes the first `ceil(budget·n)` triples of one
+ * permutation per data seed, so the 25% subset lies inside the 50% one.
+ *
+ * @example
+ * ```ts
+ * const spec = parseStudySpec(JSON.parse(await Deno.readTextFile("study.json")), "study.json");
+ * for (const run of await expandRuns(spec)) console.log(run.key, run.arm, run.seed, run.budget);
+ * ```
+ *
+ * @module
+ */
+import { type MarginError, resolveMarginOptions } from "../losses/margin.ts";
+import { Rng } from "../util/rng.ts";
+
+/** A spec that cannot be run; the message names the file and the field. */
+export class StudySpecError extends Error {
+  /**
+   * Creates the error.
+   * @param file the spec file (or a label)
+   * @param field the field path, e.g. `arms[2].kind`
+   * @param detail what is wrong
+   */
+  constructor(readonly file: string, readonly field: string, detail: string) {
+    super(`${file}: ${field}: ${detail}`);
+    this.name = "StudySpecError";
+  }
+}
+
+/** Options shared by the margin-family arms. */
+export interface MarginArmOptions {
+  /** In-batch negatives (not with the distributed target). Default false. */
+  inBatch: boolean;
+  /** In-batch indexing: the reference's column-indexed positive, or per query. */
+  inBatchIndexing: "reference" | "per-query";
+  /** Treat the target as a constant. Default false (the reference keeps it attached). */
+  detachTarget: boolean;
+  /** The error function. Default l2. */
+  error: MarginError;
+}
+
+/** One arm: a training configuration, run for every seed and budget. */
+export type ArmSpec =
+  & { name: string }
+  & (
+    | ({ kind: "margin"; target: "adaptive" | "distributed" | number } & MarginArmOptions)
+    | ({ kind: "static-sweep"; margins: number[] } & MarginArmOptions)
+    | { kind: "margin-mse"; teacher: string }
+    | { kind: "infonce"; scale: number }
+  );
+
+/** Training settings every run of the study shares. */
+export interface StudyTraining {
+  /** Triples per step. */
+  batchSize: number;
+  /** Learning rate. */
+  lr: number;
+  /** Query length in tokens. */
+  queryLength: number;
+  /** Document length in tokens. */
+  docLength: number;
+  /** Steps at most (one epoch of the budget's triples at most, as the reference). */
+  maxSteps: number;
+  /** Validate every this many steps. */
+  validateEvery: number;
+  /** Validations without improvement before stopping. */
+  patience: number;
+  /** BM25 negatives per (query, positive) pair: data budgets need several on small collections. */
+  negativesPerPositive: number;
+  /** Validation queries carved from the training split. */
+  validationQueries: number;
+}
+
+/** A teacher: an encoder's cosine, or a z-normalised mean of other teachers. */
+export type TeacherSpec =
+  | { kind: "encoder"; model: string }
+  | { kind: "cross-encoder"; model: string }
+  | { kind: "mean"; of: string[] };
+
+/** A parsed, checked study spec. */
+export interface StudySpec {
+  /** The dataset (a BEIR directory or a dataset name the resolver knows). */
+  dataset: string;
+  /** The base model every arm starts from. */
+  model: string;
+  /** Shared training settings. */
+  training: StudyTraining;
+  /** Seeds: each arm runs once per seed and budget. */
+  seeds: number[];
+  /** Data budgets: fractions in (0, 1] of the training triples, nested. */
+  budgets: number[];
+  /** The seed of the permutation that defines the nested budget subsets. */
+  dataSeed: number;
+  /** The arms. */
+  arms: ArmSpec[];
+  /** Named teachers, referenced by Margin-MSE arms. */
+  teachers: Record<string, TeacherSpec>;
+  /** The arm the self-distillation arms are compared with (a Margin-MSE arm), if any. */
+  reference: string | null;
+  /** Equivalence margin for TOST on per-query nDCG@10. Default 0.02. */
+  tostMargin: number;
+}
+
+/** Defaults of {@link StudyTraining} (the reference's settings, scaled to small collections). */
+export const DEFAULT_STUDY_TRAINING: Readonly<StudyTraining> = Object.freeze({
+  batchSize: 32,
+  lr: 1e-5,
+  queryLength: 32,
+  docLength: 128,
+  maxSteps: 1000,
+  validateEvery: 20,
+  patience: 16,
+  negativesPerPositive: 8,
+  validationQueries: 40,
+});
+
+/** Defaults of {@link MarginArmOptions}. */
+export const DEFAULT_MARGIN_ARM: Readonly<MarginArmOptions> = Object.freeze({
+  inBatch: false,
+  inBatchIndexing: "reference",
+  detachTarget: false,
+  error: "l2",
+});
+
+/** Default equivalence margin (nDCG@10) of the TOST tests. */
+export const DEFAULT_TOST_MARGIN = 0.02;
+
+const ARM_KINDS = ["margin", "static-sweep", "margin-mse", "infonce"] as const;
+const TEACHER_KINDS = ["encoder", "cross-encoder", "mean"] as const;
+
+type Json = Record<string, unknown>;
+
+class Reader {
+  constructor(readonly file: string) {}
+
+  fail(field: string, detail: string): never {
+    throw new StudySpecError(this.file, field, detail);
+  }
+
+  object(v: unknown, field: string): Json {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+      this.fail(field, `expected an object, got ${describe(v)}`);
+    }
+    return v as Json;
+  }
+
+  only(o: Json, field: string, allowed: readonly string[]): void {
+    for (const k of Object.keys(o)) {
+      if (!allowed.includes(k)) {
+        this.fail(
+          field ? `${field}.${k}` : k,
+          `unknown field (expected one of ${allowed.join(", ")})`,
+        );
+      }
+    }
+  }
+
+  string(v: unknown, field: string): string {
+    if (typeof v !== "string" || v === "") {
+      this.fail(field, `expected a non-empty string, got ${describe(v)}`);
+    }
+    return v;
+  }
+
+  number(v: unknown, field: string, check: (x: number) => boolean, what: string): number {
+    if (typeof v !== "number" || !Number.isFinite(v) || !check(v)) {
+      this.fail(field, `expected ${what}, got ${describe(v)}`);
+    }
+    return v;
+  }
+
+  int(v: unknown, field: string, min: number): number {
+    return this.number(v, field, (x) => Number.isInteger(x) && x >= min, `an integer >= ${min}`);
+  }
+
+  bool(v: unknown, field: string): boolean {
+    if (typeof v !== "boolean") this.fail(field, `expected true or false, got ${describe(v)}`);
+    return v;
+  }
+
+  array(v: unknown, field: string, nonEmpty = true): unknown[] {
+    if (!Array.isArray(v)) this.fail(field, `expected an array, got ${describe(v)}`);
+    if (nonEmpty && v.length === 0) this.fail(field, "must not be empty");
+    return v;
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return "nothing (the field is missing)";
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function marginOptions(r: Reader, a: Json, field: string): MarginArmOptions {
+  const o = { ...DEFAULT_MARGIN_ARM };
+  if (a.inBatch !== undefined) o.inBatch = r.bool(a.inBatch, `${field}.inBatch`);
+  if (a.detachTarget !== undefined) {
+    o.detachTarget = r.bool(a.detachTarget, `${field}.detachTarget`);
+  }
+  if (a.error !== undefined) {
+    if (a.error !== "l1" && a.error !== "l2" && a.error !== "soft") {
+      r.fail(`${field}.error`, `expected "l1", "l2" or "soft", got ${describe(a.error)}`);
+    }
+    o.error = a.error;
+  }
+  if (a.inBatchIndexing !== undefined) {
+    if (a.inBatchIndexing !== "reference" && a.inBatchIndexing !== "per-query") {
+      r.fail(
+        `${field}.inBatchIndexing`,
+        `expected "reference" or "per-query", got ${describe(a.inBatchIndexing)}`,
+      );
+    }
+    o.inBatchIndexing = a.inBatchIndexing;
+  }
+  return o;
+}
+
+function parseArm(r: Reader, v: unknown, field: string): ArmSpec {
+  const a = r.object(v, field);
+  const name = r.string(a.name, `${field}.name`);
+  if (!ARM_KINDS.includes(a.kind as typeof ARM_KINDS[number])) {
+    r.fail(
+      `${field}.kind`,
+      `unknown arm kind ${describe(a.kind)} (expected ${ARM_KINDS.join(", ")})`,
+    );
+  }
+  const marginFields = ["name", "kind", "inBatch", "inBatchIndexing", "detachTarget", "error"];
+  const checkLoss = (target: "adaptive" | "distributed" | number, o: MarginArmOptions) => {
+    try {
+      resolveMarginOptions({ target, ...o });
+    } catch (e) {
+      r.fail(field, (e as Error).message.replace(/^marginLoss: /, ""));
+    }
+  };
+  switch (a.kind as typeof ARM_KINDS[number]) {
+    case "margin": {
+      r.only(a, field, [...marginFields, "target"]);
+      const t = a.target;
+      const target = t === "adaptive" || t === "distributed"
+        ? t
+        : r.number(t, `${field}.target`, () => true, `"adaptive", "distributed" or a number`);
+      const o = marginOptions(r, a, field);
+      checkLoss(target, o);
+      return { name, kind: "margin", target, ...o };
+    }
+    case "static-sweep": {
+      r.only(a, field, [...marginFields, "margins"]);
+      const margins = r.array(a.margins, `${field}.margins`).map((m, i) =>
+        r.number(m, `${field}.margins[${i}]`, () => true, "a number")
+      );
+      if (new Set(margins).size !== margins.length) r.fail(`${field}.margins`, "repeats a value");
+      const o = marginOptions(r, a, field);
+      checkLoss(margins[0], o);
+      return { name, kind: "static-sweep", margins, ...o };
+    }
+    case "margin-mse":
+      r.only(a, field, ["name", "kind", "teacher"]);
+      return { name, kind: "margin-mse", teacher: r.string(a.teacher, `${field}.teacher`) };
+    case "infonce":
+      r.only(a, field, ["name", "kind", "scale"]);
+      return {
+        name,
+        kind: "infonce",
+        scale: a.scale === undefined
+          ? 20
+          : r.number(a.scale, `${field}.scale`, (x) => x > 0, "a positive number"),
+      };
+  }
+}
+
+function parseTeacher(r: Reader, v: unknown, field: string): TeacherSpec {
+  const t = r.object(v, field);
+  if (!TEACHER_KINDS.includes(t.kind as typeof TEACHER_KINDS[number])) {
+    r.fail(
+      `${field}.kind`,
+      `unknown teacher kind ${describe(t.kind)} (expected ${TEACHER_KINDS.join(", ")})`,
+    );
+  }
+  if (t.kind === "mean") {
+    r.only(t, field, ["kind", "of"]);
+    const of = r.array(t.of, `${field}.of`).map((x, i) => r.string(x, `${field}.of[${i}]`));
+    return { kind: "mean", of };
+  }
+  r.only(t, field, ["kind", "model"]);
+  return {
+    kind: t.kind as "encoder" | "cross-encoder",
+    model: r.string(t.model, `${field}.model`),
+  };
+}
+
+/**
+ * Checks a study spec (parsed JSON) completely and returns it with every default filled in.
+ * Throws {@link StudySpecError} naming `file` and the first offending field: unknown fields or
+ * kinds, an empty seed list, a budget outside (0, 1], a teacher that is not defined, a loss
+ * configuration the margin loss refuses, repeated arm names.
+ */
+export function parseStudySpec(json: unknown, file = "study spec"): StudySpec {
+  const r = new Reader(file);
+  const s = r.object(json, "(top level)");
+  r.only(s, "", [
+    "dataset",
+    "model",
+    "training",
+    "seeds",
+    "budgets",
+    "dataSeed",
+    "arms",
+    "teachers",
+    "reference",
+    "tostMargin",
+  ]);
+  const dataset = r.string(s.dataset, "dataset");
+  const model = s.model === undefined ? "use-lite" : r.string(s.model, "model");
+  const training = { ...DEFAULT_STUDY_TRAINING };
+  if (s.training !== undefined) {
+    const t = r.object(s.training, "training");
+    r.only(t, "training", Object.keys(DEFAULT_STUDY_TRAINING));
+    for (const key of Object.keys(DEFAULT_STUDY_TRAINING) as (keyof StudyTraining)[]) {
+      if (t[key] === undefined) continue;
+      training[key] = key === "lr"
+        ? r.number(t[key], "training.lr", (x) => x > 0, "a positive number")
+        : r.int(t[key], `training.${key}`, key === "validationQueries" ? 0 : 1);
+    }
+  }
+  const seeds = r.array(s.seeds, "seeds").map((x, i) => r.int(x, `seeds[${i}]`, 0));
+  if (new Set(seeds).size !== seeds.length) r.fail("seeds", "repeats a seed");
+  const budgets = s.budgets === undefined
+    ? [1]
+    : r.array(s.budgets, "budgets").map((x, i) =>
+      r.number(x, `budgets[${i}]`, (b) => b > 0 && b <= 1, "a fraction in (0, 1]")
+    );
+  if (new Set(budgets).size !== budgets.length) r.fail("budgets", "repeats a budget");
+  const teachers: Record<string, TeacherSpec> = {};
+  if (s.teachers !== undefined) {
+    const t = r.object(s.teachers, "teachers");
+    for (const [name, v] of Object.entries(t)) {
+      teachers[name] = parseTeacher(r, v, `teachers.${name}`);
+    }
+    for (const [name, t] of Object.entries(teachers)) {
+      if (t.kind !== "mean") continue;
+      t.of.forEach((m, i) => {
+        if (!(m in teachers)) r.fail(`teachers.${name}.of[${i}]`, `no teacher named "${m}"`);
+        if (m === name) r.fail(`teachers.${name}.of[${i}]`, "a teacher cannot average itself");
+      });
+    }
+  }
+  const arms = r.array(s.arms, "arms").map((a, i) => parseArm(r, a, `arms[${i}]`));
+  const names = new Set<string>();
+  arms.forEach((a, i) => {
+    if (names.has(a.name)) r.fail(`arms[${i}].name`, `repeats the arm name "${a.name}"`);
+    names.add(a.name);
+    if (a.kind === "margin-mse" && !(a.teacher in teachers)) {
+      r.fail(
+        `arms[${i}].teacher`,
+        `no teacher named "${a.teacher}" (define it under "teachers"; have ${
+          Object.keys(teachers).join(", ") || "none"
+        })`,
+      );
+    }
+  });
+  let reference: string | null = null;
+  if (s.reference !== undefined) {
+    reference = r.string(s.reference, "reference");
+    if (!names.has(reference)) r.fail("reference", `no arm named "${reference}"`);
+  } else {
+    reference = arms.find((a) => a.kind === "margin-mse")?.name ?? null;
+  }
+  return {
+    dataset,
+    model,
+    training,
+    seeds,
+    budgets: [...budgets].sort((a, b) => a - b),
+    dataSeed: s.dataSeed === undefined ? 1 : r.int(s.dataSeed, "dataSeed", 0),
+    arms,
+    teachers,
+    reference,
+    tostMargin: s.tostMargin === undefined
+      ? DEFAULT_TOST_MARGIN
+      : r.number(s.tostMargin, "tostMargin", (x) => x > 0, "a positive number"),
+  };
+}
+
+/** The loss of one run, as the trainer takes it. */
+export type RunLoss =
+  | ({ loss: "margin"; target: "adaptive" | "distributed" | number } & MarginArmOptions)
+  | { loss: "margin-mse"; teacher: string }
+  | { loss: "infonce"; scale: number };
+
+/** One training run of a study. */
+export interface RunPlan {
+  /** Hex SHA-256 of {@link RunPlan.settings} (canonical JSON): the run's directory key. */
+  key: string;
+  /** The arm's name (the method: a static sweep's runs share it). */
+  arm: string;
+  /** The arm's kind. */
+  kind: ArmSpec["kind"];
+  /** The training seed. */
+  seed: number;
+  /** The data budget (fraction of the training triples). */
+  budget: number;
+  /** A static sweep's margin value for this run; null otherwise. */
+  sweepValue: number | null;
+  /** Everything that determines the run's result (hashed into the key). */
+  settings: {
+    dataset: string;
+    model: string;
+    training: StudyTraining;
+    loss: RunLoss;
+    teacher: TeacherSpec | null;
+    seed: number;
+    budget: number;
+    dataSeed: number;
+  };
+}
+
+/** JSON with object keys sorted, so equal settings always hash alike. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    return `{${
+      Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) =>
+        `${JSON.stringify(k)}:${canonicalJson(o[k])}`
+      ).join(",")
+    }}`;
+  }
+  return JSON.stringify(v);
+}
+
+async function sha256(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function runLoss(arm: ArmSpec, sweepValue: number | null): RunLoss {
+  switch (arm.kind) {
+    case "margin":
+    case "static-sweep": {
+      const { inBatch, inBatchIndexing, detachTarget, error } = arm;
+      const target = arm.kind === "margin" ? arm.target : sweepValue!;
+      return { loss: "margin", target, inBatch, inBatchIndexing, detachTarget, error };
+    }
+    case "margin-mse":
+      return { loss: "margin-mse", teacher: arm.teacher };
+    case "infonce":
+      return { loss: "infonce", scale: arm.scale };
+  }
+}
+
+/**
+ * Every run of the study, in a stable order (arm, then sweep value, then budget, then seed), each
+ * with its key. Arms that train alike (the same loss) share their runs' keys, so a run is never
+ * trained twice.
+ */
+export async function expandRuns(spec: StudySpec): Promise<RunPlan[]> {
+  const runs: RunPlan[] = [];
+  for (const arm of spec.arms) {
+    const values = arm.kind === "static-sweep" ? arm.margins : [null];
+    for (const sweepValue of values) {
+      for (const budget of spec.budgets) {
+        for (const seed of spec.seeds) {
+          const loss = runLoss(arm, sweepValue);
+          const settings = {
+            dataset: spec.dataset,
+            model: spec.model,
+            training: { ...spec.training },
+            loss,
+            teacher: loss.loss === "margin-mse" ? spec.teachers[loss.teacher] : null,
+            seed,
+            budget,
+            dataSeed: spec.dataSeed,
+          };
+          runs.push({
+            key: await sha256(canonicalJson(settings)),
+            arm: arm.name,
+            kind: arm.kind,
+            seed,
+            budget,
+            sweepValue,
+            settings,
+          });
+        }
+      }
+    }
+  }
+  return runs;
+}
+
+/**
+ * The indices of the training triples a budget uses: the first `ceil(budget·n)` of one seeded
+ * permutation of `0..n-1`, so smaller budgets are subsets of larger ones (for the same
+ * `dataSeed`). At least one triple.
+ */
+export function budgetSubset(n: number, budget: number, dataSeed: number): number[] {
+  if (!(budget > 0 && budget <= 1)) throw new RangeError(`budget must be in (0, 1]: ${budget}`);
+  const order = new Rng(dataSeed).shuffle(Array.from({ length: n }, (_, i) => i));
+  return order.slice(0, Math.max(1, Math.ceil(budget * n)));
+}

@@ -1,0 +1,241 @@
+import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import {
+  budgetSubset,
+  canonicalJson,
+  DEFAULT_STUDY_TRAINING,
+  DEFAULT_TOST_MARGIN,
+  expandRuns,
+  parseStudySpec,
+  StudySpecError,
+} from "../src/study/spec.ts";
+import {
+  dataEfficiency,
+  ledgerLine,
+  type RunCost,
+  sumLedger,
+  sweepWinner,
+  timeRatio,
+  type ValidationPoint,
+} from "../src/study/analysis.ts";
+
+const SPEC = {
+  dataset: "scifact",
+  seeds: [1, 2],
+  budgets: [0.5, 0.25, 1],
+  teachers: { big: { kind: "encoder", model: "teacher-dir" } },
+  arms: [
+    { name: "mse", kind: "margin-mse", teacher: "big" },
+    { name: "adaptive", kind: "margin", target: "adaptive" },
+    { name: "distributed", kind: "margin", target: "distributed", detachTarget: true },
+    { name: "sweep", kind: "static-sweep", margins: [0.1, 0.3], inBatch: true },
+    { name: "nce", kind: "infonce" },
+  ],
+};
+
+Deno.test("a study spec expands to arm x sweep value x budget x seed, with defaults filled", async () => {
+  const spec = parseStudySpec(SPEC, "s.json");
+  assertEquals(spec.model, "use-lite");
+  assertEquals(spec.training, DEFAULT_STUDY_TRAINING);
+  assertEquals(spec.budgets, [0.25, 0.5, 1]); // sorted
+  assertEquals(spec.reference, "mse"); // the first Margin-MSE arm, when not named
+  assertEquals(spec.tostMargin, DEFAULT_TOST_MARGIN);
+  const runs = await expandRuns(spec);
+  // 4 single arms + a sweep of 2 values, each x 3 budgets x 2 seeds.
+  assertEquals(runs.length, (4 + 2) * 3 * 2);
+  const sweep = runs.filter((r) => r.arm === "sweep");
+  assertEquals(sweep.length, 12);
+  assertEquals([...new Set(sweep.map((r) => r.sweepValue))], [0.1, 0.3]);
+  for (const r of sweep) {
+    assert(r.settings.loss.loss === "margin" && r.settings.loss.target === r.sweepValue);
+    assert(r.settings.loss.loss === "margin" && r.settings.loss.inBatch);
+  }
+  const mse = runs.find((r) => r.arm === "mse")!;
+  assertEquals(mse.settings.teacher, { kind: "encoder", model: "teacher-dir" });
+  assertEquals(runs.find((r) => r.arm === "nce")!.settings.loss, { loss: "infonce", scale: 20 });
+  // Keys: distinct runs hash apart, and the same settings hash alike in another expansion.
+  assertEquals(new Set(runs.map((r) => r.key)).size, runs.length);
+  assertEquals((await expandRuns(parseStudySpec(SPEC))).map((r) => r.key), runs.map((r) => r.key));
+  for (const r of runs) assert(/^[0-9a-f]{64}$/.test(r.key));
+});
+
+Deno.test("a run's key changes with any setting that changes the run, and only then", async () => {
+  const key = async (spec: unknown) => (await expandRuns(parseStudySpec(spec)))[0].key;
+  const base = { dataset: "d", seeds: [1], arms: [{ name: "a", kind: "margin", target: 0.2 }] };
+  const k0 = await key(base);
+  assertEquals(
+    await key({ ...base, arms: [{ name: "renamed", kind: "margin", target: 0.2 }] }),
+    k0,
+  );
+  assertEquals(await key({ ...base, tostMargin: 0.05 }), k0); // analysis only
+  for (
+    const changed of [
+      { ...base, seeds: [2] },
+      { ...base, dataset: "e" },
+      { ...base, model: "other" },
+      { ...base, dataSeed: 7 },
+      { ...base, budgets: [0.5] },
+      { ...base, training: { lr: 3e-5 } },
+      { ...base, arms: [{ name: "a", kind: "margin", target: 0.3 }] },
+      { ...base, arms: [{ name: "a", kind: "margin", target: 0.2, error: "l1" }] },
+      { ...base, arms: [{ name: "a", kind: "margin", target: 0.2, detachTarget: true }] },
+    ]
+  ) assert((await key(changed)) !== k0, JSON.stringify(changed));
+});
+
+Deno.test("canonical JSON sorts keys at every depth", () => {
+  assertEquals(
+    canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } }),
+    '{"a":{"c":null,"d":[2,{"e":0,"f":1}]},"b":1}',
+  );
+});
+
+Deno.test("budgets are nested subsets of one seeded permutation", () => {
+  const n = 101;
+  const quarter = budgetSubset(n, 0.25, 3), half = budgetSubset(n, 0.5, 3);
+  const all = budgetSubset(n, 1, 3);
+  assertEquals(quarter.length, 26); // ceil(25.25)
+  assertEquals(half.length, 51);
+  assertEquals([...all].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
+  assertEquals(half.slice(0, quarter.length), quarter);
+  assert(half.every((i) => all.includes(i)));
+  assertEquals(budgetSubset(n, 0.5, 3), half); // deterministic
+  assert(budgetSubset(n, 0.5, 4).join() !== half.join(), "another data seed, another subset");
+  assertEquals(budgetSubset(5, 0.01, 1).length, 1);
+  throws(() => budgetSubset(5, 0, 1), RangeError);
+});
+
+Deno.test("a bad spec is one clear error naming the field, before anything runs", () => {
+  const cases: [unknown, RegExp][] = [
+    [
+      { ...SPEC, arms: [{ name: "x", kind: "teacherless" }] },
+      /^s\.json: arms\[0\]\.kind: unknown arm kind "teacherless"/,
+    ],
+    [
+      { ...SPEC, arms: [{ name: "x", kind: "margin-mse", teacher: "nobody" }] },
+      /arms\[0\]\.teacher: no teacher named "nobody"/,
+    ],
+    [{ ...SPEC, budgets: [0.5, 1.5] }, /budgets\[1\]: expected a fraction in \(0, 1\], got 1\.5/],
+    [{ ...SPEC, budgets: [0] }, /budgets\[0\]: expected a fraction in \(0, 1\]/],
+    [{ ...SPEC, seeds: [] }, /seeds: must not be empty/],
+    [{ ...SPEC, seeds: undefined }, /seeds: expected an array, got nothing/],
+    [{ ...SPEC, seeds: [1, 1] }, /seeds: repeats a seed/],
+    [{ ...SPEC, dataset: undefined }, /dataset: expected a non-empty string/],
+    [{ ...SPEC, arms: [] }, /arms: must not be empty/],
+    [
+      { ...SPEC, arms: [SPEC.arms[1], SPEC.arms[1]] },
+      /arms\[1\]\.name: repeats the arm name "adaptive"/,
+    ],
+    [
+      { ...SPEC, arms: [{ name: "d", kind: "margin", target: "distributed", inBatch: true }] },
+      /arms\[0\]: .*distributed/i,
+    ],
+    [
+      { ...SPEC, arms: [{ name: "m", kind: "margin", target: "huge" }] },
+      /arms\[0\]\.target: expected "adaptive", "distributed" or a number/,
+    ],
+    [
+      { ...SPEC, arms: [{ name: "m", kind: "margin", target: 0.1, error: "l3" }] },
+      /arms\[0\]\.error: expected "l1", "l2" or "soft"/,
+    ],
+    [
+      { ...SPEC, arms: [{ name: "s", kind: "static-sweep", margins: [] }] },
+      /arms\[0\]\.margins: must not be empty/,
+    ],
+    [
+      { ...SPEC, arms: [{ name: "s", kind: "static-sweep", margins: [0.1, 0.1] }] },
+      /arms\[0\]\.margins: repeats a value/,
+    ],
+    [
+      { ...SPEC, arms: [{ name: "m", kind: "margin", target: 0.1, temperature: 2 }] },
+      /arms\[0\]\.temperature: unknown field/,
+    ],
+    [{ ...SPEC, training: { lr: 0 } }, /training\.lr: expected a positive number/],
+    [{ ...SPEC, training: { batchSize: 2.5 } }, /training\.batchSize: expected an integer >= 1/],
+    [{ ...SPEC, training: { epochs: 2 } }, /training\.epochs: unknown field/],
+    [{ ...SPEC, reference: "nope" }, /reference: no arm named "nope"/],
+    [
+      { ...SPEC, teachers: { m: { kind: "mean", of: ["x"] } } },
+      /teachers\.m\.of\[0\]: no teacher named "x"/,
+    ],
+    [
+      { ...SPEC, teachers: { t: { kind: "oracle" } } },
+      /teachers\.t\.kind: unknown teacher kind "oracle"/,
+    ],
+    [{ ...SPEC, extra: 1 }, /s\.json: extra: unknown field/],
+    [[1, 2], /\(top level\): expected an object/],
+  ];
+  for (const [spec, pattern] of cases) {
+    throws(() => parseStudySpec(spec, "s.json"), (e: unknown) => {
+      assert(e instanceof StudySpecError, `${JSON.stringify(spec).slice(0, 80)}: ${e}`);
+      assert(pattern.test(e.message), `${e.message} !~ ${pattern}`);
+      return true;
+    });
+  }
+});
+
+function curve(points: [number, number, number][]): ValidationPoint[] {
+  return points.map(([step, seconds, ndcg10]) => ({ step, triples: step * 32, seconds, ndcg10 }));
+}
+
+Deno.test("the ledger sums a run's costs and marks its best validation", () => {
+  const cost: RunCost = {
+    teacherSeconds: 5,
+    trainSeconds: 100,
+    validationSeconds: 20,
+    triples: 3200,
+    tokens: 3200 * 288,
+    steps: 100,
+    curve: curve([[0, 0, 0.3], [50, 60, 0.5], [100, 120, 0.5]]),
+  };
+  const line = ledgerLine(cost);
+  assertEquals(line.totalSeconds, 125);
+  assertEquals([line.bestStep, line.bestTriples, line.bestSeconds, line.bestNdcg10], [
+    50,
+    1600,
+    60,
+    0.5,
+  ]);
+  const sum = sumLedger([line, line]);
+  assertEquals(sum, {
+    teacherSeconds: 10,
+    trainSeconds: 200,
+    validationSeconds: 40,
+    totalSeconds: 250,
+    triples: 6400,
+    tokens: 2 * 3200 * 288,
+    steps: 200,
+  });
+  assertEquals(ledgerLine({ ...cost, curve: [] }).bestStep, null);
+});
+
+Deno.test("data efficiency: the share of the reference's triples at which an arm first reaches its best", () => {
+  // The reference reaches its best 0.50 after 200 steps (6400 triples).
+  const arm = curve([[0, 0, 0.2], [20, 10, 0.45], [40, 20, 0.51], [60, 30, 0.49]]);
+  assertEquals(dataEfficiency(arm, 0.5, 6400), (40 * 32) / 6400); // 0.2
+  assertEquals(dataEfficiency(arm, 0.6, 6400), null);
+  assertEquals(dataEfficiency([], 0.5, 6400), null);
+  throws(() => dataEfficiency(arm, 0.5, 0), RangeError);
+});
+
+Deno.test("time ratio: a sweep's total time over a parameter-free arm's time to best and to stop", () => {
+  const arm = ledgerLine({
+    teacherSeconds: 0,
+    trainSeconds: 80,
+    validationSeconds: 20,
+    triples: 0,
+    tokens: 0,
+    steps: 0,
+    curve: curve([[10, 25, 0.4], [20, 50, 0.6], [30, 75, 0.55]]),
+  });
+  // Three sweep runs of 100 s each.
+  const sweepTotal = sumLedger([arm, arm, arm]).totalSeconds;
+  assertEquals(timeRatio(sweepTotal, arm), { toBest: 300 / 50, toStop: 300 / 100 });
+  const winner = sweepWinner([
+    { margin: 0.1, line: { ...arm, bestNdcg10: 0.5 } },
+    { margin: 0.2, line: { ...arm, bestNdcg10: 0.7 } },
+    { margin: 0.3, line: { ...arm, bestNdcg10: 0.7 } },
+    { margin: 0.4, line: { ...arm, bestNdcg10: null } },
+  ]);
+  assertEquals(winner?.margin, 0.2); // validation decides; the earliest of equal bests
+  assertEquals(sweepWinner([]), null);
+});
