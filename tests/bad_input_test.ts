@@ -13,8 +13,8 @@
 // and id triples; negatives files (`qid pos neg`); teacher files (TSV and JSONL); texts JSONL
 // (encode's input); safetensors (header size, header JSON, dtypes, shapes, data_offsets) and
 // sharded indexes; model directories (config.json, tokenizer.json, tokenizer_config.json,
-// weights against the config). Study specs do not exist yet (no src/study/): add them here
-// when they do.
+// weights against the config); study specs (src/study/spec.ts: field-named errors, and mutants
+// of a valid spec).
 //
 // To add a line format: in tests/bad_input/formats.ts, write a `Format` (a valid `seed`, its
 // normalised `seedValue`, `readers` that return plain values, a `wellFormed` check for mutants,
@@ -27,6 +27,7 @@
 
 import { deepStrictEqual, fail, ok } from "node:assert/strict";
 import { readModelWeights } from "../src/models/safetensors.ts";
+import { readStudySpec } from "../src/study/spec.ts";
 import {
   BERT,
   type Case,
@@ -616,5 +617,73 @@ Deno.test("train CLI: bad teacher, negatives or corpus are named and --out is le
       assertRefused(r, "train", [prev, "--resume"], "existing run");
       await assertUnchanged(before, "existing run");
     });
+  });
+});
+
+// ---- study specs -------------------------------------------------------------------------------
+
+const STUDY_SEED = {
+  dataset: "scifact",
+  seeds: [1, 2],
+  budgets: [0.25, 1],
+  teachers: { t: { kind: "encoder", model: "use-lite" } },
+  arms: [
+    { name: "mse", kind: "margin-mse", teacher: "t" },
+    { name: "dist", kind: "margin", target: "distributed" },
+    { name: "sweep", kind: "static-sweep", margins: [0.1, 0.2] },
+  ],
+};
+
+Deno.test("study specs: bad files are one error naming the file and the field", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/study.json`;
+    const cases: [string | Uint8Array, RegExp][] = [
+      ["", /study\.json: \(file\): not valid JSON/],
+      ["{", /study\.json: \(file\): not valid JSON/],
+      [new Uint8Array([0x7b, 0xff, 0x7d]), /study\.json: \(file\): .*invalid UTF-8/],
+      ["[]", /study\.json: \(top level\): expected an object/],
+      [JSON.stringify({ ...STUDY_SEED, seeds: [] }), /study\.json: seeds: must not be empty/],
+      [JSON.stringify({ ...STUDY_SEED, budgets: [2] }), /study\.json: budgets\[0\]/],
+      [
+        JSON.stringify({ ...STUDY_SEED, arms: [{ name: "x", kind: "magic" }] }),
+        /study\.json: arms\[0\]\.kind: unknown arm kind "magic"/,
+      ],
+      [
+        JSON.stringify({ ...STUDY_SEED, teachers: {} }),
+        /study\.json: arms\[0\]\.teacher: no teacher named "t"/,
+      ],
+    ];
+    for (const [content, pattern] of cases) {
+      if (typeof content === "string") await Deno.writeTextFile(path, content);
+      else await Deno.writeFile(path, content);
+      try {
+        await readStudySpec(path);
+        fail(`accepted ${String(content).slice(0, 40)}`);
+      } catch (e) {
+        const problem = uncleanError(e, path);
+        if (problem) fail(problem);
+        ok(pattern.test((e as Error).message), `${(e as Error).message} !~ ${pattern}`);
+      }
+    }
+    await Deno.writeTextFile(path, JSON.stringify(STUDY_SEED));
+    deepStrictEqual((await readStudySpec(path)).arms.length, 3);
+  });
+});
+
+Deno.test("study specs: seeded mutants parse to a checked spec or fail naming the file", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/study.json`;
+    const seed = utf8(JSON.stringify(STUDY_SEED, null, 1));
+    for (const m of new Mutator(11).mutants(seed, 60)) {
+      await Deno.writeFile(path, m.bytes);
+      try {
+        const spec = await readStudySpec(path);
+        ok(spec.seeds.length > 0 && spec.arms.length > 0, `mutant ${m.ops}: an empty spec`);
+        ok(spec.budgets.every((b) => b > 0 && b <= 1), `mutant ${m.ops}: budgets ${spec.budgets}`);
+      } catch (e) {
+        const problem = uncleanError(e, path);
+        if (problem) fail(`mutant ${m.ops}: ${problem}`);
+      }
+    }
   });
 });

@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { readTextFileStrict } from "../data/lines.ts";
 import { type MarginError, resolveMarginOptions } from "../losses/margin.ts";
 import { Rng } from "../util/rng.ts";
 
@@ -388,6 +389,26 @@ export function parseStudySpec(json: unknown, file = "study spec"): StudySpec {
       ? DEFAULT_TOST_MARGIN
       : r.number(s.tostMargin, "tostMargin", (x) => x > 0, "a positive number"),
   };
+}
+
+/**
+ * Reads and checks a study spec file: strict UTF-8, JSON (a syntax error names the file), then
+ * {@link parseStudySpec}. Every error is a {@link StudySpecError} naming the file.
+ */
+export async function readStudySpec(path: string): Promise<StudySpec> {
+  let text: string;
+  try {
+    text = await readTextFileStrict(path);
+  } catch (e) {
+    throw new StudySpecError(path, "(file)", (e as Error).message.replace(`${path}: `, ""));
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new StudySpecError(path, "(file)", `not valid JSON (${(e as Error).message})`);
+  }
+  return parseStudySpec(json, path);
 }
 
 /** The loss of one run, as the trainer takes it. */
