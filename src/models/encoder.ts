@@ -97,6 +97,11 @@ export interface TokenBatch {
   ids: Int32Array;
   /** 1 for real tokens, 0 for padding, [batch, seq]. */
   mask: Float32Array;
+  /**
+   * Token type (segment) ids [batch, seq]: 0 for the first text, 1 for the second of a pair
+   * (cross-encoders). Absent: all 0.
+   */
+  typeIds?: Int32Array;
 }
 
 /** Options of {@link encoderForward}. */
@@ -212,10 +217,18 @@ async function embed(
     x = await biasAdd(x.reshape([b.batch, b.seq * width]), signal, { tape });
     x = x.reshape([n, width]);
   }
+  if (b.typeIds && !p.tokenTypeEmbeddings) {
+    throw new RangeError("encoder: token type ids given, but the model has no token type table");
+  }
   if (p.tokenTypeEmbeddings) {
-    const hostTypes = new Int32Array(n);
+    if (b.typeIds && b.typeIds.length !== n) {
+      throw new RangeError(`encoder: ${b.typeIds.length} token type ids for ${n} positions`);
+    }
+    const hostTypes = b.typeIds ?? new Int32Array(n);
     checkIds(hostTypes, b.seq, p.tokenTypeEmbeddings.shape[0], "token type", "token type");
-    const types = Tensor.zeros(gpu, [n], "i32");
+    const types = b.typeIds
+      ? Tensor.from(gpu, hostTypes, [n], "i32")
+      : Tensor.zeros(gpu, [n], "i32");
     x = await add(x, await embedding(p.tokenTypeEmbeddings, types, { tape, hostIds: hostTypes }), {
       tape,
     });

@@ -44,7 +44,14 @@ export interface TextTokenizer {
 /** The part of Hugging Face's `Tokenizer` that this project uses. */
 export interface TokenizerCore {
   /** Token ids (and tokens) of a text. */
-  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  encode(
+    text: string,
+    options?: {
+      add_special_tokens?: boolean;
+      text_pair?: string | null;
+      return_token_type_ids?: boolean | null;
+    },
+  ): { ids: number[]; token_type_ids?: number[] };
   /** Token strings of a text. */
   tokenize(text: string): string[];
   /** The id of a token string. */
@@ -110,6 +117,44 @@ export class HfTokenizer implements TextTokenizer {
   }
 
   /**
+   * Tokenizes a (query, document) pair for a BERT cross-encoder: `[CLS] a [SEP] b [SEP]` with
+   * segment ids, `longest_first` truncation to `maxLength` ({@link bertPair}). Throws a
+   * {@link TokenizerError} when this tokenizer has no `[CLS]`/`[SEP]` or its own pair template
+   * (the post-processor) lays pairs out otherwise.
+   */
+  encodePair(a: string, b: string, maxLength: number): TokenizedPair {
+    const cls = this.inner.token_to_id("[CLS]"), sep = this.inner.token_to_id("[SEP]");
+    if (cls === undefined || sep === undefined) {
+      throw new TokenizerError(
+        this.source,
+        "has no [CLS] or [SEP] token: not a BERT pair tokenizer",
+      );
+    }
+    const aIds = this.inner.encode(a, { add_special_tokens: false }).ids;
+    const bIds = this.inner.encode(b, { add_special_tokens: false }).ids;
+    checkIds(aIds, this.source, a);
+    checkIds(bIds, this.source, b);
+    const pair = bertPair(aIds, bIds, cls, sep, maxLength);
+    if (!pair.truncated) {
+      const lib = this.inner.encode(a, {
+        text_pair: b,
+        add_special_tokens: true,
+        return_token_type_ids: true,
+      });
+      if (
+        lib.ids.join() !== pair.ids.join() ||
+        (lib.token_type_ids && lib.token_type_ids.join() !== pair.typeIds.join())
+      ) {
+        throw new TokenizerError(
+          this.source,
+          "its pair template is not BERT's [CLS] a [SEP] b [SEP]: not a BERT cross-encoder tokenizer",
+        );
+      }
+    }
+    return pair;
+  }
+
+  /**
    * Tokenizes with the post-processor's special tokens (`[CLS] ... [SEP]`, `<s> ... </s>`);
    * when too long, content tokens are dropped from the end and the closing special token kept.
    */
@@ -123,6 +168,43 @@ export class HfTokenizer implements TextTokenizer {
     if (specials.has(closing)) kept.push(closing);
     return { ids: kept, truncated: true };
   }
+}
+
+/** A tokenized pair of texts, as a cross-encoder reads it. */
+export interface TokenizedPair {
+  /** `[CLS] a [SEP] b [SEP]` (BERT's pair template), special tokens included. */
+  ids: number[];
+  /** 0 over `[CLS] a [SEP]`, 1 over `b [SEP]`. */
+  typeIds: number[];
+  /** Whether tokens were dropped to fit the length. */
+  truncated: boolean;
+}
+
+/**
+ * Tokenizes a pair in BERT's layout, `[CLS] a [SEP] b [SEP]` with segment ids 0 then 1, cutting
+ * to `maxLength` as Hugging Face's `longest_first` truncation does (one token at a time from the
+ * end of the longer text, the second on ties). `cls` and `sep` are the special ids; the layout is
+ * BERT's (cross-encoders such as ms-marco-MiniLM-L-6-v2), not checked against the post-processor
+ * here: {@link HfTokenizer.encodePair} compares it with the library's own pair encoding.
+ */
+export function bertPair(
+  a: readonly number[],
+  b: readonly number[],
+  cls: number,
+  sep: number,
+  maxLength: number,
+): TokenizedPair {
+  if (!(maxLength >= 3)) throw new RangeError(`a pair needs maxLength >= 3, got ${maxLength}`);
+  let la = a.length, lb = b.length;
+  const room = maxLength - 3;
+  const truncated = la + lb > room;
+  while (la + lb > room) {
+    if (la > lb) la--;
+    else lb--;
+  }
+  const ids = [cls, ...a.slice(0, la), sep, ...b.slice(0, lb), sep];
+  const typeIds = ids.map((_, i) => (i < la + 2 ? 0 : 1));
+  return { ids, typeIds, truncated };
 }
 
 /**

@@ -108,6 +108,22 @@ function mpnetBucket(relative: number, numBuckets = 32, maxDistance = 128): numb
 }
 
 /**
+ * A BERT cross-encoder's logit for one pair: the pooler output (tanh dense over [CLS]) through
+ * `classifier` (weight [1, H], bias [1]), as `BertForSequenceClassification` with one label.
+ */
+export function crossEncoderLogit(
+  cfg: RefConfig,
+  weights: RefWeights,
+  ids: number[],
+  mask: number[],
+  typeIds: number[],
+): number {
+  const { pooler } = bertFamilyForward(cfg, weights, ids, mask, typeIds);
+  if (!pooler) throw new Error("reference: a cross-encoder needs pooler.dense");
+  return linear([pooler], weights, "classifier")[0][0];
+}
+
+/**
  * One sequence's forward: last hidden state [L, H] and the pooler output (BERT only).
  * `mask` marks real tokens (1) and padding (0); masked keys get no attention.
  */
@@ -116,6 +132,7 @@ export function bertFamilyForward(
   weights: RefWeights,
   ids: number[],
   mask: number[],
+  typeIds?: number[],
 ): { hidden: Mat; pooler: Float64Array | null } {
   const L = ids.length, H = cfg.hidden, nh = cfg.heads, d = H / nh;
   const type = cfg.model_type;
@@ -131,7 +148,9 @@ export function bertFamilyForward(
   let x: Mat = ids.map((id, i) => {
     const row = new Float64Array(H);
     for (let j = 0; j < H; j++) {
-      row[j] = wordEmb[id * H + j] + posEmb[positions[i] * H + j] + (typeEmb ? typeEmb[j] : 0);
+      const t = typeIds?.[i] ?? 0;
+      row[j] = wordEmb[id * H + j] + posEmb[positions[i] * H + j] +
+        (typeEmb ? typeEmb[t * H + j] : 0);
     }
     return row;
   });
