@@ -1,13 +1,13 @@
 // Activations: GELU (exact erf form, as BERT uses), ReLU, tanh; forward and backward.
 // Dimension legend: n elements, flat; one invocation per element on a flat index that the host
-// may fold into two grid dimensions (src/gpu/kernels.ts grid1d): i = gid.x + gid.y * nwg.x * WG.
+// may fold into two grid dimensions (src/gpu/kernels.ts grid1d): i = flat_index(gid, nwg).
 // Backward kernels ACCUMULATE (+=) into dx.
 
 struct Params {
   n: u32,
 }
 
-const WG: u32 = 64u;
+override WG: u32; // invocations per workgroup (src/ops/activation.ts)
 const INV_SQRT2: f32 = 0.70710678118654752;
 const INV_SQRT_2PI: f32 = 0.39894228040143268;
 
@@ -17,9 +17,7 @@ const INV_SQRT_2PI: f32 = 0.39894228040143268;
 @group(0) @binding(2) var<storage, read> in2: array<f32>;   // saved x or y (backward)
 @group(0) @binding(3) var<storage, read_write> out3: array<f32>; // dx (backward)
 
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
+//! include "prelude/grid.wgsl"
 
 // Φ(-a) = erfc(a/√2)/2 for a >= 0, the lower tail of the standard normal CDF. erfc is Numerical
 // Recipes' Chebyshev fit (erfcc), fractional error < 1.2e-7 in exact arithmetic for all
@@ -77,7 +75,7 @@ fn tanh_safe(x: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn gelu_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   let x = in1[i];
   out2[i] = x * normal_cdf(x);
@@ -87,7 +85,7 @@ fn gelu_forward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn gelu_backward(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   let x = in2[i];
   let pdf = INV_SQRT_2PI * exp_accurate(-0.5 * x * x);
@@ -98,7 +96,7 @@ fn gelu_backward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   out2[i] = max(in1[i], 0.0);
 }
@@ -107,7 +105,7 @@ fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   out3[i] += select(0.0, in1[i], in2[i] > 0.0);
 }
@@ -116,7 +114,7 @@ fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn tanh_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   out2[i] = tanh_safe(in1[i]);
 }
@@ -125,7 +123,7 @@ fn tanh_forward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn tanh_backward(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   let y = in2[i];
   out3[i] += in1[i] * (1.0 - y * y);

@@ -2,7 +2,7 @@
 // Dimension legend: n elements in flat row-major order; bias add views x as rows x cols, with
 // the bias holding cols elements. Every kernel runs one invocation per element (or per column
 // for the bias gradient) on a flat index that the host may fold into two grid dimensions
-// (src/gpu/kernels.ts grid1d): i = gid.x + gid.y * nwg.x * WG.
+// (src/gpu/kernels.ts grid1d): i = flat_index(gid, nwg).
 // Backward kernels ACCUMULATE (+=) into their gradient buffers.
 
 struct Params {
@@ -12,7 +12,9 @@ struct Params {
   rows: u32,   // rows (column-sum kernels only)
 }
 
-const WG: u32 = 64u;
+override WG: u32; // invocations per workgroup (src/ops/elementwise.ts)
+
+//! include "prelude/grid.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 // Bindings are declared once per slot and shared by the entry points below; each entry point
@@ -22,15 +24,11 @@ const WG: u32 = 64u;
 @group(0) @binding(2) var<storage, read_write> out2: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out3: array<f32>;
 
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
-
 // y = a + b (same shape). Backward: da += dy, db += dy (axpy with alpha 1).
 @compute @workgroup_size(WG)
 fn add_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   out3[i] = in1[i] + in2[i];
 }
@@ -39,7 +37,7 @@ fn add_forward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn mul_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   out3[i] = in1[i] * in2[i];
 }
@@ -49,7 +47,7 @@ fn mul_forward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn bias_add_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   out3[i] = in1[i] + in2[i % p.cols];
 }
@@ -58,7 +56,7 @@ fn bias_add_forward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn scale_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   out2[i] = p.alpha * in1[i];
 }
@@ -67,7 +65,7 @@ fn scale_forward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn axpy(@builtin(global_invocation_id) gid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   out2[i] += p.alpha * in1[i];
 }
@@ -76,7 +74,7 @@ fn axpy(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn mul_accumulate(@builtin(global_invocation_id) gid: vec3<u32>,
                   @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   out3[i] += in1[i] * in2[i];
 }
@@ -89,12 +87,12 @@ fn mul_accumulate(@builtin(global_invocation_id) gid: vec3<u32>,
 // keeps every loop under 65535 iterations: llvmpipe silently stops any shader loop after 65535
 // iterations (per invocation, nested loops included), so long loops must be split across
 // invocations. The host thus accepts up to 65535·CHUNK rows.
-const CHUNK: u32 = 256u;
+override CHUNK: u32; // rows per partial sum (src/ops/elementwise.ts)
 
 @compute @workgroup_size(WG)
 fn column_sum_partial(@builtin(global_invocation_id) gid: vec3<u32>,
                       @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   let k = i / p.cols;
   let c = i % p.cols;
@@ -109,7 +107,7 @@ fn column_sum_partial(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn column_sum_accumulate(@builtin(global_invocation_id) gid: vec3<u32>,
                          @builtin(num_workgroups) nwg: vec3<u32>) {
-  let c = flat(gid, nwg);
+  let c = flat_index(gid, nwg);
   if (c >= p.cols) { return; }
   var acc = 0.0;
   for (var r = 0u; r < p.rows; r++) {

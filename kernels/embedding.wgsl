@@ -2,7 +2,7 @@
 // Dimension legend: table is [V, D]; ids has n elements (any shape, i32 or u32: bound as u32, so
 // a negative i32 reads as a huge u32); out is [n, D]. Ids outside [0, V) give zero rows and no
 // gradient. Flat indices may be folded into two grid dimensions by the host
-// (src/gpu/kernels.ts grid1d): i = gid.x + gid.y * nwg.x * WG.
+// (src/gpu/kernels.ts grid1d): i = flat_index(gid, nwg).
 
 struct Params {
   n: u32,     // forward: ids; backward: distinct ids U
@@ -11,10 +11,12 @@ struct Params {
   first: u32, // backward only: the segment of each id's positions this pass handles
 }
 
-const WG: u32 = 64u;
+override WG: u32; // invocations per workgroup (src/ops/embedding.ts)
 // Positions of one id summed by one invocation per backward pass: llvmpipe silently ends shader
 // loops after 65535 iterations, so ids occurring more often than this take several passes.
-const SEGMENT: u32 = 4096u;
+override SEGMENT: u32; // (src/ops/embedding.ts)
+
+//! include "prelude/grid.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -26,7 +28,7 @@ const SEGMENT: u32 = 4096u;
 @compute @workgroup_size(WG)
 fn embedding_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WG;
+  let i = flat_index(gid, nwg);
   if (i >= p.n * p.D) { return; }
   let row = i / p.D;
   let c = i % p.D;
@@ -52,7 +54,7 @@ fn embedding_forward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn embedding_backward(@builtin(global_invocation_id) gid: vec3<u32>,
                       @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WG;
+  let i = flat_index(gid, nwg);
   if (i >= p.n * p.D) { return; }
   let u = i / p.D;
   let c = i % p.D;

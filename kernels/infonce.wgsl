@@ -26,8 +26,12 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> scalar: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dOut: array<f32>;
 
-const WG: u32 = 256u;
-var<workgroup> partial: array<f32, WG>;
+// Invocations of the forward's single workgroup (its tree reduction), and per workgroup of the
+// backward entry points (src/losses/common.ts LOSS_KERNEL_CONSTANTS).
+override WG: u32;
+override GRAD_WG: u32;
+
+//! include "prelude/reduce.wgsl"
 
 // A single workgroup; each invocation takes whole rows (a max pass, then a sum pass), then a tree
 // reduction of the per-row losses.
@@ -50,17 +54,12 @@ fn infonce_forward(@builtin(local_invocation_index) lid: u32) {
     lse[i] = l;
     s += l - p.scale * sp[i * b + i];
   }
-  partial[lid] = s;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (lid < stride) { partial[lid] += partial[lid + stride]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { scalar[0] = partial[0] / f32(b); }
+  let total = workgroup_sum(lid, s);
+  if (lid == 0u) { scalar[0] = total / f32(b); }
 }
 
 // One invocation per (i, j) of the B x B matrix being differentiated.
-@compute @workgroup_size(64)
+@compute @workgroup_size(GRAD_WG)
 fn infonce_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = gid.x;
   let b = p.batch;

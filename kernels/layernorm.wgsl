@@ -4,15 +4,19 @@
 // Dimension legend: rows x D (all leading dimensions folded into rows); mean, rstd: [rows].
 // Forward saves mean and rstd per row for the backward. Row kernels run one workgroup per row
 // on a row index the host may fold into two grid dimensions (src/gpu/kernels.ts grid1d):
-// r = wid.x + wid.y * nwg.x. Backward kernels ACCUMULATE (+=).
+// r = group_index(wid, nwg). Backward kernels ACCUMULATE (+=).
 
 struct Params {
   rows: u32,
   D: u32,
-  eps: f32,
+  eps: f32,    // forward and backward_input
+  chunks: u32, // backward_params_*: partial sums per column, ceil(rows / CHUNK)
 }
 
-const WG: u32 = 64u;
+override WG: u32; // invocations per workgroup (src/ops/layernorm.ts)
+
+//! include "prelude/grid.wgsl"
+//! include "prelude/reduce.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -24,38 +28,23 @@ const WG: u32 = 64u;
 @group(0) @binding(5) var<storage, read_write> f_mean: array<f32>;
 @group(0) @binding(6) var<storage, read_write> f_rstd: array<f32>;
 
-var<workgroup> red: array<vec2<f32>, WG>;
-
-// Sum of v over the workgroup (tree reduction); every invocation gets the result.
-fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier(); // red is free for the next reduction
-  return total;
-}
-
 @compute @workgroup_size(WG)
 fn layernorm_forward(@builtin(workgroup_id) wid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-  let r = wid.x + wid.y * nwg.x;
+  let r = group_index(wid, nwg);
   if (r >= p.rows) { return; }
   let base = r * p.D;
   var s = 0.0;
   for (var c = lid; c < p.D; c += WG) { s += f_x[base + c]; }
-  let mean = workgroup_sum(lid, vec2(s, 0.0)).x / f32(p.D);
+  let mean = workgroup_sum2(lid, vec2(s, 0.0)).x / f32(p.D);
   // Two-pass variance: no cancellation for rows with a large mean.
   var q = 0.0;
   for (var c = lid; c < p.D; c += WG) {
     let d = f_x[base + c] - mean;
     q += d * d;
   }
-  let variance = workgroup_sum(lid, vec2(q, 0.0)).x / f32(p.D);
+  let variance = workgroup_sum2(lid, vec2(q, 0.0)).x / f32(p.D);
   let rstd = inverseSqrt(variance + p.eps);
   for (var c = lid; c < p.D; c += WG) {
     f_y[base + c] = (f_x[base + c] - mean) * rstd * f_gamma[c] + f_beta[c];
@@ -68,11 +57,11 @@ fn layernorm_forward(@builtin(workgroup_id) wid: vec3<u32>,
 
 // The same forward with one invocation per row and no barriers (SIMD lanes take different
 // rows): faster where barriers are expensive (CPU drivers); src/ops/layernorm.ts chooses.
-// Row r = gid.x + gid.y * nwg.x * WG.
+// Row r = flat_index(gid, nwg).
 @compute @workgroup_size(WG)
 fn layernorm_forward_rows(@builtin(global_invocation_id) gid: vec3<u32>,
                           @builtin(num_workgroups) nwg: vec3<u32>) {
-  let r = gid.x + gid.y * nwg.x * WG;
+  let r = flat_index(gid, nwg);
   if (r >= p.rows) { return; }
   let base = r * p.D;
   var s = 0.0;
@@ -105,7 +94,7 @@ fn layernorm_forward_rows(@builtin(global_invocation_id) gid: vec3<u32>,
 fn layernorm_backward_input(@builtin(workgroup_id) wid: vec3<u32>,
                             @builtin(num_workgroups) nwg: vec3<u32>,
                             @builtin(local_invocation_index) lid: u32) {
-  let r = wid.x + wid.y * nwg.x;
+  let r = group_index(wid, nwg);
   if (r >= p.rows) { return; }
   let base = r * p.D;
   let mean = b_mean[r];
@@ -116,7 +105,7 @@ fn layernorm_backward_input(@builtin(workgroup_id) wid: vec3<u32>,
     let xhat = (b_x[base + c] - mean) * rstd;
     acc += vec2(g, g * xhat);
   }
-  let m = workgroup_sum(lid, acc) / f32(p.D);
+  let m = workgroup_sum2(lid, acc) / f32(p.D);
   for (var c = lid; c < p.D; c += WG) {
     let g = b_dy[base + c] * b_gamma[c];
     let xhat = (b_x[base + c] - mean) * rstd;
@@ -128,7 +117,7 @@ fn layernorm_backward_input(@builtin(workgroup_id) wid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn layernorm_backward_input_rows(@builtin(global_invocation_id) gid: vec3<u32>,
                                  @builtin(num_workgroups) nwg: vec3<u32>) {
-  let r = gid.x + gid.y * nwg.x * WG;
+  let r = flat_index(gid, nwg);
   if (r >= p.rows) { return; }
   let base = r * p.D;
   let mean = b_mean[r];
@@ -151,19 +140,12 @@ fn layernorm_backward_input_rows(@builtin(global_invocation_id) gid: vec3<u32>,
 // passes over columns:
 // layernorm_backward_params_partial: dy, x, mean, rstd -> part_g, part_b [chunks, D], the sums
 //   over rows [k·CHUNK, (k+1)·CHUNK), one invocation per (k, c) (flat i = k·D + c, folded like
-//   the elementwise kernels: i = gid.x + gid.y * nwg.x * WG; neighbours read neighbours);
+//   the elementwise kernels: i = flat_index(gid, nwg); neighbours read neighbours);
 // layernorm_backward_params_final: part_g, part_b -> dgamma, dbeta (+=), one invocation per c.
 // Two passes also keep every loop under llvmpipe's cap of 65535 iterations per invocation
 // (it silently ends longer loops), and give a GPU rows/CHUNK times more parallelism.
-const CHUNK: u32 = 256u;
+override CHUNK: u32; // rows per partial sum (src/ops/layernorm.ts)
 
-struct ParamsGrad {
-  rows: u32,
-  D: u32,
-  chunks: u32,
-}
-
-@group(0) @binding(0) var<uniform> pg: ParamsGrad;
 @group(0) @binding(1) var<storage, read> q_dy: array<f32>;
 @group(0) @binding(2) var<storage, read> q_x: array<f32>;
 @group(0) @binding(3) var<storage, read> q_mean: array<f32>;
@@ -174,15 +156,15 @@ struct ParamsGrad {
 @compute @workgroup_size(WG)
 fn layernorm_backward_params_partial(@builtin(global_invocation_id) gid: vec3<u32>,
                                      @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= pg.chunks * pg.D) { return; }
-  let k = i / pg.D;
-  let c = i % pg.D;
-  let r1 = min((k + 1u) * CHUNK, pg.rows);
+  let i = flat_index(gid, nwg);
+  if (i >= p.chunks * p.D) { return; }
+  let k = i / p.D;
+  let c = i % p.D;
+  let r1 = min((k + 1u) * CHUNK, p.rows);
   var dg = 0.0;
   var db = 0.0;
   for (var r = k * CHUNK; r < r1; r++) {
-    let j = r * pg.D + c;
+    let j = r * p.D + c;
     let dy = q_dy[j];
     dg += dy * (q_x[j] - q_mean[r]) * q_rstd[r];
     db += dy;
@@ -199,13 +181,13 @@ fn layernorm_backward_params_partial(@builtin(global_invocation_id) gid: vec3<u3
 @compute @workgroup_size(WG)
 fn layernorm_backward_params_final(@builtin(global_invocation_id) gid: vec3<u32>,
                                    @builtin(num_workgroups) nwg: vec3<u32>) {
-  let c = gid.x + gid.y * nwg.x * WG;
-  if (c >= pg.D) { return; }
+  let c = flat_index(gid, nwg);
+  if (c >= p.D) { return; }
   var dg = 0.0;
   var db = 0.0;
-  for (var k = 0u; k < pg.chunks; k++) {
-    dg += s_part_g[k * pg.D + c];
-    db += s_part_b[k * pg.D + c];
+  for (var k = 0u; k < p.chunks; k++) {
+    dg += s_part_g[k * p.D + c];
+    db += s_part_b[k * p.D + c];
   }
   s_dgamma[c] += dg;
   s_dbeta[c] += db;

@@ -11,15 +11,13 @@ struct Params {
   A: u32, B: u32, C: u32, D: u32,
 }
 
-const WG: u32 = 64u;
+override WG: u32; // invocations per workgroup (src/ops/layout.ts)
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
+//! include "prelude/grid.wgsl"
 
 // src is [A, B, C, D]; dst is [A, C, B, D]: dst = src swapped (forward), or dst += src swapped
 // with ACCUMULATE (backward: src is dy [A, C, B, D], given with B and C exchanged).
@@ -28,7 +26,7 @@ override ACCUMULATE: bool = false;
 @compute @workgroup_size(WG)
 fn swap12(@builtin(global_invocation_id) gid: vec3<u32>,
           @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.A * p.B * p.C * p.D) { return; }
   // i indexes dst [A, C, B, D]
   let d = i % p.D;
@@ -43,7 +41,7 @@ fn swap12(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn take_row_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.A * p.D) { return; }
   let a = i / p.D;
   let d = i % p.D;
@@ -54,7 +52,7 @@ fn take_row_forward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn take_row_backward(@builtin(global_invocation_id) gid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.A * p.D) { return; }
   let a = i / p.D;
   let d = i % p.D;

@@ -74,8 +74,12 @@ fn error_grad(d: f32) -> f32 {
   }
 }
 
-const WG: u32 = 256u;
-var<workgroup> partial: array<f32, WG>;
+// Invocations of the forward's single workgroup (its tree reduction), and per workgroup of the
+// backward entry points (src/losses/common.ts LOSS_KERNEL_CONSTANTS).
+override WG: u32;
+override GRAD_WG: u32;
+
+//! include "prelude/reduce.wgsl"
 
 // A single workgroup: each invocation sums a strided share of the grid, then a tree reduction.
 @compute @workgroup_size(WG)
@@ -85,17 +89,12 @@ fn margin_forward(@builtin(local_invocation_index) lid: u32) {
   for (var e = lid; e < count; e += WG) {
     s += err_value(diff(e / p.cols, e % p.cols));
   }
-  partial[lid] = s;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (lid < stride) { partial[lid] += partial[lid + stride]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { scalar[0] = partial[0] * p.invCount; }
+  let total = workgroup_sum(lid, s);
+  if (lid == 0u) { scalar[0] = total * p.invCount; }
 }
 
 // One invocation per element of pos: dpos[k] += Σ g over the grid cells reading pos[k].
-@compute @workgroup_size(64)
+@compute @workgroup_size(GRAD_WG)
 fn margin_backward_pos(@builtin(global_invocation_id) gid: vec3<u32>) {
   let k = gid.x;
   let g = scalar[0] * p.invCount;
@@ -111,7 +110,7 @@ fn margin_backward_pos(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // dneg: one invocation per column when neg is broadcast over rows, else one per grid cell.
-@compute @workgroup_size(64)
+@compute @workgroup_size(GRAD_WG)
 fn margin_backward_neg(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = gid.x;
   let g = scalar[0] * p.invCount;
@@ -127,7 +126,7 @@ fn margin_backward_neg(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // dtgt (the target cosines): one invocation per grid cell; target = cos / 2 + 1/2.
-@compute @workgroup_size(64)
+@compute @workgroup_size(GRAD_WG)
 fn margin_backward_target(@builtin(global_invocation_id) gid: vec3<u32>) {
   let e = gid.x;
   if (e >= p.rows * p.cols) { return; }

@@ -25,8 +25,12 @@ fn residual(j: u32) -> f32 {
   return (pos[j] - neg[j]) - (teacher[j] - teacher[p.batch + j]);
 }
 
-const WG: u32 = 256u;
-var<workgroup> partial: array<f32, WG>;
+// Invocations of the forward's single workgroup (its tree reduction), and per workgroup of the
+// backward entry points (src/losses/common.ts LOSS_KERNEL_CONSTANTS).
+override WG: u32;
+override GRAD_WG: u32;
+
+//! include "prelude/reduce.wgsl"
 
 // A single workgroup: strided partial sums, then a tree reduction.
 @compute @workgroup_size(WG)
@@ -36,17 +40,12 @@ fn margin_mse_forward(@builtin(local_invocation_index) lid: u32) {
     let r = residual(j);
     s = fma(r, r, s);
   }
-  partial[lid] = s;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (lid < stride) { partial[lid] += partial[lid + stride]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { scalar[0] = partial[0] / f32(p.batch); }
+  let total = workgroup_sum(lid, s);
+  if (lid == 0u) { scalar[0] = total / f32(p.batch); }
 }
 
 // One invocation per triple.
-@compute @workgroup_size(64)
+@compute @workgroup_size(GRAD_WG)
 fn margin_mse_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let j = gid.x;
   if (j >= p.batch) { return; }

@@ -31,8 +31,11 @@ fn b_at(base: u32, k: u32, col: u32) -> f32 {
   return B[base + k * p.N + col];
 }
 
-// One output per invocation; the straightforward reference kernel.
-@compute @workgroup_size(8, 8, 1)
+// One output per invocation, in square workgroups of TILE x TILE (src/ops/matmul.ts); the
+// straightforward reference kernel.
+override TILE: u32;
+
+@compute @workgroup_size(TILE, TILE, 1)
 fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
   let col = gid.x;
   let row = gid.y;
@@ -71,9 +74,10 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
 // and as scalar arrays (bindings 4, 5). C is written as scalars (the stores are O(M·N) of the
 // O(M·N·K) work). Bases and strides are in floats.
 
-override RG: u32 = 8;  // row groups of 4 per invocation, 1..8
-override CG: u32 = 4;  // column groups of 4 per invocation, 1..4
-override WG: u32 = 64; // invocations per workgroup
+// The block shape, from src/ops/matmul.ts matmulBlocking:
+override RG: u32; // row groups of 4 per invocation, 1..8
+override CG: u32; // column groups of 4 per invocation, 1..4
+override WG: u32; // invocations per workgroup
 override VEC_A: bool = true; // A's stored rows hold whole vec4s: TRANS_A ? M % 4 == 0 : K % 4 == 0
 override VEC_B: bool = true; // B's stored rows hold whole vec4s: TRANS_B ? K % 4 == 0 : N % 4 == 0
 override KTAIL: bool = false; // K % 4 != 0

@@ -2,7 +2,7 @@
 // Dimension legend: n elements of one parameter tensor (its gradient, first moment m and second
 // moment v have the same n); T gradient tensors in a clipping call; P partial sums.
 // Per-element kernels use a flat index the host may fold into two grid dimensions
-// (src/gpu/kernels.ts grid1d): i = gid.x + gid.y * nwg.x * WG.
+// (src/gpu/kernels.ts grid1d): i = flat_index(gid, nwg).
 // Loops stay under 65535 iterations per invocation (llvmpipe silently ends longer loops): the
 // host bounds the grid-stride of sumsq_partial and the lengths the single-workgroup passes loop
 // over.
@@ -33,7 +33,10 @@ struct Params {
   max_norm: f32,          // clipping threshold (finish_norm)
 }
 
-const WG: u32 = 64u;
+override WG: u32; // invocations per workgroup (src/train/optimizer.ts)
+
+//! include "prelude/grid.wgsl"
+//! include "prelude/reduce.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -43,15 +46,11 @@ const WG: u32 = 64u;
 @group(0) @binding(3) var<storage, read_write> m_state: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v_state: array<f32>;
 
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
-
 // One Adam/AdamW update of one parameter tensor, in place.
 @compute @workgroup_size(WG)
 fn adam_step(@builtin(global_invocation_id) gid: vec3<u32>,
              @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   let w = param[i] * p.decay_factor;
   let g = grad[i] + p.l2 * param[i];
@@ -79,20 +78,6 @@ fn adam_step(@builtin(global_invocation_id) gid: vec3<u32>,
 
 @group(0) @binding(1) var<storage, read> stats_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> g_rw: array<f32>;
-
-var<workgroup> red: array<f32, WG>;
-
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
 
 // NaN or ±Inf, by the exponent bits (comparisons with NaN may be folded away by the compiler).
 fn non_finite(x: f32) -> bool {
@@ -150,7 +135,7 @@ fn finish_norm(@builtin(local_invocation_index) lid: u32) {
 @compute @workgroup_size(WG)
 fn scale_by_coefficient(@builtin(global_invocation_id) gid: vec3<u32>,
                         @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   g_rw[i] = g_rw[i] * stats_in[1];
 }

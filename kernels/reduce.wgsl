@@ -3,8 +3,8 @@
 // Dimension legend: rows x cols for row-wise ops (leading dimensions folded into rows); the
 // masked mean takes x [B, S, D] and mask [B, S] (f32 0/1, or i32/u32 where non-zero keeps) to
 // y [B, D]. Per-element kernels use a flat index the host may fold into two grid dimensions
-// (src/gpu/kernels.ts grid1d): i = gid.x + gid.y * nwg.x * WG; per-row kernels run one
-// workgroup per row: r = wid.x + wid.y * nwg.x. Backward kernels ACCUMULATE (+=).
+// (src/gpu/kernels.ts grid1d): i = flat_index(gid, nwg); per-row kernels run one workgroup per
+// row: r = group_index(wid, nwg). Backward kernels ACCUMULATE (+=).
 // Loops stay under 65535 iterations per invocation (llvmpipe silently ends longer loops): the
 // host bounds S and the grid-stride of sum_partial.
 
@@ -17,7 +17,10 @@ struct Params {
   eps: f32,        // l2 normalisation floor
 }
 
-const WG: u32 = 64u;
+override WG: u32; // invocations per workgroup (src/ops/reduce.ts)
+
+//! include "prelude/grid.wgsl"
+//! include "prelude/reduce.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> in1: array<f32>;
@@ -28,28 +31,6 @@ const WG: u32 = 64u;
 @group(0) @binding(3) var<storage, read> mask3: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out3: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out4: array<f32>;
-
-var<workgroup> red: array<f32, WG>;
-
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
-
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
-
-fn row_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return wid.x + wid.y * nwg.x;
-}
 
 fn kept(raw: u32) -> f32 {
   if (p.mask_float != 0u) { return select(0.0, 1.0, bitcast<f32>(raw) != 0.0); }
@@ -73,7 +54,7 @@ fn sum_partial(@builtin(workgroup_id) wid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn sum_all_backward(@builtin(global_invocation_id) gid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   out2[i] += in1[0];
 }
@@ -84,7 +65,7 @@ fn sum_all_backward(@builtin(global_invocation_id) gid: vec3<u32>,
 fn sum_rows_forward(@builtin(workgroup_id) wid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-  let r = row_of(wid, nwg);
+  let r = group_index(wid, nwg);
   if (r >= p.rows) { return; }
   var s = 0.0;
   for (var c = lid; c < p.cols; c += WG) { s += in1[r * p.cols + c]; }
@@ -96,7 +77,7 @@ fn sum_rows_forward(@builtin(workgroup_id) wid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn sum_rows_backward(@builtin(global_invocation_id) gid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   out2[i] += in1[i / p.cols];
 }
@@ -107,7 +88,7 @@ fn sum_rows_backward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn mask_inverse_count(@builtin(global_invocation_id) gid: vec3<u32>,
                       @builtin(num_workgroups) nwg: vec3<u32>) {
-  let b = flat(gid, nwg);
+  let b = flat_index(gid, nwg);
   if (b >= p.rows) { return; }
   var count = 0.0;
   for (var s = 0u; s < p.seq; s++) { count += kept(mask1[b * p.seq + s]); }
@@ -119,7 +100,7 @@ fn mask_inverse_count(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn masked_mean_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   let b = i / p.cols;
   let d = i % p.cols;
@@ -135,7 +116,7 @@ fn masked_mean_forward(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn masked_mean_backward(@builtin(global_invocation_id) gid: vec3<u32>,
                         @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   let d = i % p.cols;
   let bs = i / p.cols; // b · S + s
@@ -144,19 +125,24 @@ fn masked_mean_backward(@builtin(global_invocation_id) gid: vec3<u32>,
 }
 
 // ---- L2 norm of rows ----------------------------------------------------------------------------
+// Σ x² over the row of in1 starting at `base` (cols entries), for the whole workgroup.
+fn row_sum_of_squares(lid: u32, base: u32) -> f32 {
+  var s = 0.0;
+  for (var c = lid; c < p.cols; c += WG) {
+    let v = in1[base + c];
+    s += v * v;
+  }
+  return workgroup_sum(lid, s);
+}
+
 // l2_norm_forward: x (in1) [rows, cols] -> norm (out2) [rows] = sqrt(Σ x²)
 @compute @workgroup_size(WG)
 fn l2_norm_forward(@builtin(workgroup_id) wid: vec3<u32>,
                    @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-  let r = row_of(wid, nwg);
+  let r = group_index(wid, nwg);
   if (r >= p.rows) { return; }
-  var s = 0.0;
-  for (var c = lid; c < p.cols; c += WG) {
-    let v = in1[r * p.cols + c];
-    s += v * v;
-  }
-  let total = workgroup_sum(lid, s);
+  let total = row_sum_of_squares(lid, r * p.cols);
   if (lid == 0u) { out2[r] = sqrt(total); }
 }
 
@@ -165,7 +151,7 @@ fn l2_norm_forward(@builtin(workgroup_id) wid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn l2_norm_backward(@builtin(global_invocation_id) gid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat(gid, nwg);
+  let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   let r = i / p.cols;
   let norm = in3[r];
@@ -178,15 +164,10 @@ fn l2_norm_backward(@builtin(global_invocation_id) gid: vec3<u32>,
 fn l2_normalize_forward(@builtin(workgroup_id) wid: vec3<u32>,
                         @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_index) lid: u32) {
-  let r = row_of(wid, nwg);
+  let r = group_index(wid, nwg);
   if (r >= p.rows) { return; }
   let base = r * p.cols;
-  var s = 0.0;
-  for (var c = lid; c < p.cols; c += WG) {
-    let v = in1[base + c];
-    s += v * v;
-  }
-  let norm = sqrt(workgroup_sum(lid, s));
+  let norm = sqrt(row_sum_of_squares(lid, base));
   let inv = 1.0 / max(norm, p.eps);
   for (var c = lid; c < p.cols; c += WG) { out2[base + c] = in1[base + c] * inv; }
   if (lid == 0u) { out3[r] = norm; }
@@ -198,7 +179,7 @@ fn l2_normalize_forward(@builtin(workgroup_id) wid: vec3<u32>,
 fn l2_normalize_backward(@builtin(workgroup_id) wid: vec3<u32>,
                          @builtin(num_workgroups) nwg: vec3<u32>,
                          @builtin(local_invocation_index) lid: u32) {
-  let r = row_of(wid, nwg);
+  let r = group_index(wid, nwg);
   if (r >= p.rows) { return; }
   let base = r * p.cols;
   var s = 0.0;

@@ -23,6 +23,11 @@ struct Params {
   eps: f32,
 }
 
+// Invocations per workgroup of the 1-D entry points (x only), and the side of the square
+// workgroups of cos_matrix_forward (src/ops/similarity.ts).
+override WG: u32;
+override TILE: u32;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> Y: array<f32>;
@@ -33,7 +38,7 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> dOut: array<f32>;
 
 // One invocation per row of X, then of Y: the raw L2 norms.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn cos_norms(@builtin(global_invocation_id) gid: vec3<u32>) {
   let r = gid.x;
   if (r < p.rowsX) {
@@ -67,7 +72,7 @@ fn clamped(n: f32) -> f32 {
 }
 
 // One invocation per (i, j): C[i, j] = cos(x_i, y_j).
-@compute @workgroup_size(8, 8, 1)
+@compute @workgroup_size(TILE, TILE, 1)
 fn cos_matrix_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let j = gid.x;
   let i = gid.y;
@@ -76,7 +81,7 @@ fn cos_matrix_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // One invocation per row i: c[i] = cos(x_i, y_i).
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn cos_rows_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
   if (i >= p.rowsX) { return; }
@@ -84,7 +89,7 @@ fn cos_rows_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // One invocation per (row, k) of the operand being differentiated (X in mode 0, Y in mode 1).
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(WG, 1, 1)
 fn cos_matrix_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let k = gid.x;
   let r = gid.y;
@@ -119,7 +124,7 @@ fn cos_matrix_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // One invocation per (i, k): the row-wise cosine's gradient w.r.t. X (mode 0) or Y (mode 1).
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(WG, 1, 1)
 fn cos_rows_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let k = gid.x;
   let i = gid.y;

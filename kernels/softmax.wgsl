@@ -7,7 +7,7 @@
 //   fully masked row gives all zeros instead of NaN.
 // Backward: dx = scale · y ⊙ (dy - Σ_k dy·y), ACCUMULATED (+=); masked entries get 0.
 // One workgroup per row, on a row index the host may fold into two grid dimensions
-// (src/gpu/kernels.ts grid1d): r = wid.x + wid.y * nwg.x.
+// (src/gpu/kernels.ts grid1d): r = group_index(wid, nwg).
 
 struct Params {
   rows: u32,
@@ -18,8 +18,11 @@ struct Params {
   mask_float: u32,
 }
 
-const WG: u32 = 64u;
+override WG: u32; // invocations per workgroup (src/ops/softmax.ts)
 const LOWEST: f32 = -3.40282347e38;
+
+//! include "prelude/grid.wgsl"
+//! include "prelude/reduce.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> in1: array<f32>;       // x (forward) or dy (backward)
@@ -27,32 +30,6 @@ const LOWEST: f32 = -3.40282347e38;
 @group(0) @binding(3) var<storage, read_write> out3: array<f32>; // y (forward)
 @group(0) @binding(2) var<storage, read> saved_y: array<f32>;   // backward only
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;  // backward only
-
-var<workgroup> red: array<f32, WG>;
-
-fn workgroup_max(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
-    workgroupBarrier();
-  }
-  let m = red[0];
-  workgroupBarrier();
-  return m;
-}
-
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
 
 fn kept(b: u32, k: u32) -> bool {
   if (p.has_mask == 0u) { return true; }
@@ -65,7 +42,7 @@ fn kept(b: u32, k: u32) -> bool {
 fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>,
                    @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-  let r = wid.x + wid.y * nwg.x;
+  let r = group_index(wid, nwg);
   if (r >= p.rows) { return; }
   let base = r * p.K;
   let b = r / p.rows_per_batch;
@@ -96,7 +73,7 @@ fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>,
 fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-  let r = wid.x + wid.y * nwg.x;
+  let r = group_index(wid, nwg);
   if (r >= p.rows) { return; }
   let base = r * p.K;
   var d = 0.0;
@@ -111,11 +88,11 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>,
 // The same softmax with one invocation per row and no workgroup memory or barriers: the row's
 // three passes (max, sum, write) run serially in one invocation, and SIMD lanes take different
 // rows. Faster where barriers are expensive (CPU drivers) and rows are short (attention keys);
-// src/ops/softmax.ts chooses. Rows index r = gid.x + gid.y * nwg.x * WG (grid1d with WG).
+// src/ops/softmax.ts chooses. Rows index r = flat_index(gid, nwg) (grid1d with WG).
 @compute @workgroup_size(WG)
 fn softmax_forward_rows(@builtin(global_invocation_id) gid: vec3<u32>,
                         @builtin(num_workgroups) nwg: vec3<u32>) {
-  let r = gid.x + gid.y * nwg.x * WG;
+  let r = flat_index(gid, nwg);
   if (r >= p.rows) { return; }
   let base = r * p.K;
   let b = r / p.rows_per_batch;
@@ -142,7 +119,7 @@ fn softmax_forward_rows(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn softmax_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>,
                          @builtin(num_workgroups) nwg: vec3<u32>) {
-  let r = gid.x + gid.y * nwg.x * WG;
+  let r = flat_index(gid, nwg);
   if (r >= p.rows) { return; }
   let base = r * p.K;
   var dot = 0.0;

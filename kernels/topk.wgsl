@@ -25,8 +25,9 @@ struct Params {
   tiles: u32,        // tiles per row (workgroups along x)
 }
 
-override T: u32 = 2048;  // tile length, a power of two
-override WG: u32 = 256;  // invocations per workgroup
+// Set by the launcher, src/ops/topk.ts (topkPlan):
+override T: u32;  // tile length, a power of two
+override WG: u32; // invocations per workgroup
 
 const PAD_INDEX: u32 = 0xffffffffu;
 
@@ -179,7 +180,7 @@ fn topk_merge(
 // compacted into workgroup memory and bitonic-sorted (k entries). Work per row: ~8 reads of
 // the tile plus one sort of k, instead of sorting whole tiles of 2k.
 
-override T_RADIX: u32 = 16384;
+override T_RADIX: u32; // columns per workgroup of topk_radix (src/ops/topk.ts)
 
 var<workgroup> hist: array<atomic<u32>, 256>;
 var<workgroup> prefix: u32;   // digits of the threshold found so far

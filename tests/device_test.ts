@@ -29,7 +29,7 @@ Deno.test("a WGSL compile error names the kernel file, line and the compiler's m
 
 Deno.test("an uncaptured validation error fails the next GPU call", async () => {
   const gpu = await getGpu();
-  const p = await pipeline(gpu, "layout.wgsl", "swap12");
+  const p = await pipeline(gpu, "layout.wgsl", "swap12", { WG: 64 });
   const small = Tensor.zeros(gpu, [1]);
   // Too few buffers for the pipeline's bind group layout: a validation error that WebGPU
   // reports asynchronously, as an uncaptured error.

@@ -1,5 +1,5 @@
 // mod.ts imported through an http:// URL (a local server over the repository) must find its
-// kernels relative to import.meta.url and run them.
+// kernels relative to import.meta.url and run them, their `//! include`s fetched alike.
 import { deepStrictEqual } from "node:assert/strict";
 
 const TYPES: Record<string, string> = {
@@ -29,6 +29,9 @@ Deno.test("mod.ts imported by URL runs a WGSL kernel", async () => {
     const a = lib.Tensor.from(gpu, [1, 2, 3, 4], [2, 2]);
     const c = await lib.matmul(a, a);
     deepStrictEqual(Array.from(await c.read()), [7, 10, 15, 22]);
+    // reduce.wgsl includes kernels/prelude/grid.wgsl and kernels/prelude/reduce.wgsl.
+    const total = await lib.sumAll(a);
+    deepStrictEqual(Array.from(await total.read()), [10]);
   } finally {
     await server.shutdown();
   }

@@ -8,6 +8,14 @@ import { Tape } from "../autodiff/tape.ts";
 import { getGpu, type Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 
+/**
+ * The override constants of the loss kernels (`margin_loss.wgsl`, `margin_mse.wgsl`,
+ * `infonce.wgsl`): `WG` invocations in the forward's single workgroup, which reduces the
+ * per-example terms with a tree, and `GRAD_WG` per workgroup of the backward kernels (launched
+ * as ceil(items / GRAD_WG) workgroups).
+ */
+export const LOSS_KERNEL_CONSTANTS = { WG: 256, GRAD_WG: 64 } as const;
+
 /** A loss value and its gradients w.r.t. the query, positive and negative embeddings. */
 export interface LossResult {
   /** The loss. */

@@ -11,10 +11,16 @@
  */
 import type { Tape } from "../autodiff/tape.ts";
 import { dispatch, pipeline } from "../gpu/kernels.ts";
-import { f32, packParams } from "../gpu/params.ts";
+import { f32, params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { cosineSimilarityMatrix } from "../ops/similarity.ts";
-import { type LossResult, notOnTape, recordLoss, runLoss } from "./common.ts";
+import {
+  LOSS_KERNEL_CONSTANTS,
+  type LossResult,
+  notOnTape,
+  recordLoss,
+  runLoss,
+} from "./common.ts";
 
 /** The logit scale of sentence-transformers' MultipleNegativesRankingLoss. */
 export const DEFAULT_INFONCE_SCALE = 20;
@@ -84,26 +90,32 @@ export async function infoNceLossTensor(
   const lse = Tensor.zeros(gpu, [b], "f32", "infonce logsumexp");
   const loss = Tensor.zeros(gpu, [1], "f32", "infonce loss");
   const snBinding = sn ?? sp; // not read without hard negatives
-  const params = (mode: number) => packParams(b, sn ? 1 : 0, mode, f32(scale));
+  const block = (mode: number) =>
+    params({ batch: b, hasNeg: sn !== null, mode, scale: f32(scale) });
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, "infonce.wgsl", "infonce_forward"),
+    pipeline: await pipeline(gpu, "infonce.wgsl", "infonce_forward", LOSS_KERNEL_CONSTANTS),
     buffers: [sp, snBinding, lse, loss],
-    params: params(0),
+    params: block(0),
     workgroups: [1],
   });
   const cosines = sn ? [sp, sn] : [sp];
   const owned = [...notOnTape(tape, cosines), lse];
   recordLoss(tape, "infoNceLoss", cosines, loss, owned, async () => {
     const dLoss = tape!.grad(loss)!;
-    const backward = await pipeline(gpu, "infonce.wgsl", "infonce_backward");
+    const backward = await pipeline(
+      gpu,
+      "infonce.wgsl",
+      "infonce_backward",
+      LOSS_KERNEL_CONSTANTS,
+    );
     for (const [mode, t] of [[0, sp], [1, sn]] as const) {
       const d = t && tape!.grad(t);
       if (!d) continue;
       dispatch(gpu, {
         pipeline: backward,
         buffers: [sp, snBinding, lse, dLoss, d],
-        params: params(mode),
-        workgroups: [Math.ceil((b * b) / 64)],
+        params: block(mode),
+        workgroups: [Math.ceil((b * b) / LOSS_KERNEL_CONSTANTS.GRAD_WG)],
       });
     }
   });

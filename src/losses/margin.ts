@@ -20,10 +20,16 @@
  */
 import type { Tape } from "../autodiff/tape.ts";
 import { dispatch, pipeline } from "../gpu/kernels.ts";
-import { f32, packParams } from "../gpu/params.ts";
+import { f32, params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { cosineSimilarityMatrix, cosineSimilarityRows } from "../ops/similarity.ts";
-import { type LossResult, notOnTape, recordLoss, runLoss } from "./common.ts";
+import {
+  LOSS_KERNEL_CONSTANTS,
+  type LossResult,
+  notOnTape,
+  recordLoss,
+  runLoss,
+} from "./common.ts";
 
 export type { LossResult } from "./common.ts";
 
@@ -172,23 +178,23 @@ export async function marginLossTensor(
   const rows = o.inBatch || distributed ? b : 1;
   const cols = b;
   const posByRow = o.inBatch && o.inBatchIndexing === "per-query";
-  const params = packParams(
+  const block = params({
     rows,
     cols,
-    posByRow ? 1 : 0,
-    distributed ? 1 : 0,
-    tgt ? 1 : 0,
-    ERRORS[o.error],
-    f32(typeof o.target === "number" ? o.target : 0),
-    f32(1 / (rows * cols)),
-  );
+    posByRow,
+    negBroadcast: distributed,
+    targetMode: tgt ? 1 : 0,
+    errorFn: ERRORS[o.error],
+    staticTarget: f32(typeof o.target === "number" ? o.target : 0),
+    invCount: f32(1 / (rows * cols)),
+  });
   // With a static target no tgt is read; any read-only buffer fills its binding.
   const tgtBinding = tgt ?? pos;
   const loss = Tensor.zeros(gpu, [1], "f32", "margin loss");
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, "margin_loss.wgsl", "margin_forward"),
+    pipeline: await pipeline(gpu, "margin_loss.wgsl", "margin_forward", LOSS_KERNEL_CONSTANTS),
     buffers: [pos, neg, tgtBinding, loss],
-    params,
+    params: block,
     workgroups: [1],
   });
 
@@ -204,10 +210,10 @@ export async function marginLossTensor(
       const d = t && tape!.grad(t);
       if (!d) continue;
       dispatch(gpu, {
-        pipeline: await pipeline(gpu, "margin_loss.wgsl", entry),
+        pipeline: await pipeline(gpu, "margin_loss.wgsl", entry, LOSS_KERNEL_CONSTANTS),
         buffers: [pos, neg, tgtBinding, dLoss, d],
-        params,
-        workgroups: [Math.ceil(threads / 64)],
+        params: block,
+        workgroups: [Math.ceil(threads / LOSS_KERNEL_CONSTANTS.GRAD_WG)],
       });
     }
   });

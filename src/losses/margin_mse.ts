@@ -11,12 +11,18 @@
  */
 import type { Tape } from "../autodiff/tape.ts";
 import { dispatch, pipeline } from "../gpu/kernels.ts";
-import { packParams } from "../gpu/params.ts";
+import { params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { cosineSimilarityRows } from "../ops/similarity.ts";
 import { numericJsonId, parseCNumber, readLines, whitespaceFields } from "../data/lines.ts";
 import { DataFormatError } from "../data/types.ts";
-import { type LossResult, notOnTape, recordLoss, runLoss } from "./common.ts";
+import {
+  LOSS_KERNEL_CONSTANTS,
+  type LossResult,
+  notOnTape,
+  recordLoss,
+  runLoss,
+} from "./common.ts";
 
 /** The teacher's scores of each triple's positive and negative, B numbers each. */
 export interface TeacherScores {
@@ -87,23 +93,28 @@ export async function marginMseLossTensor(
   const neg = await cosineSimilarityRows(q, n, onTape);
   const loss = Tensor.zeros(gpu, [1], "f32", "margin-mse loss");
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, "margin_mse.wgsl", "margin_mse_forward"),
+    pipeline: await pipeline(gpu, "margin_mse.wgsl", "margin_mse_forward", LOSS_KERNEL_CONSTANTS),
     buffers: [pos, neg, scores, loss],
-    params: packParams(b, 0),
+    params: params({ batch: b, mode: 0 }),
     workgroups: [1],
   });
   const owned = [...notOnTape(tape, [pos, neg]), scores];
   recordLoss(tape, "marginMseLoss", [pos, neg], loss, owned, async () => {
     const dLoss = tape!.grad(loss)!;
-    const backward = await pipeline(gpu, "margin_mse.wgsl", "margin_mse_backward");
+    const backward = await pipeline(
+      gpu,
+      "margin_mse.wgsl",
+      "margin_mse_backward",
+      LOSS_KERNEL_CONSTANTS,
+    );
     for (const [mode, t] of [[0, pos], [1, neg]] as const) {
       const d = tape!.grad(t);
       if (!d) continue;
       dispatch(gpu, {
         pipeline: backward,
         buffers: [pos, neg, scores, dLoss, d],
-        params: packParams(b, mode),
-        workgroups: [Math.ceil(b / 64)],
+        params: params({ batch: b, mode }),
+        workgroups: [Math.ceil(b / LOSS_KERNEL_CONSTANTS.GRAD_WG)],
       });
     }
   });

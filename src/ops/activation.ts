@@ -9,10 +9,10 @@
 import type { Tape } from "../autodiff/tape.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Bindable, dispatch, grid1d, pipeline } from "../gpu/kernels.ts";
-import { packParams } from "../gpu/params.ts";
+import { params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 
-/** Invocations per workgroup of the kernels in `activation.wgsl` (its `WG`). */
+/** Invocations per workgroup of the kernels in `activation.wgsl` (its override `WG`). */
 const WG = 64;
 
 /** Options of the activation ops. */
@@ -22,8 +22,8 @@ export interface ActivationOptions {
 }
 
 async function launch(gpu: Gpu, entry: string, buffers: Bindable[], n: number): Promise<void> {
-  const p = await pipeline(gpu, "activation.wgsl", entry);
-  dispatch(gpu, { pipeline: p, buffers, params: packParams(n), workgroups: grid1d(gpu, n, WG) });
+  const p = await pipeline(gpu, "activation.wgsl", entry, { WG });
+  dispatch(gpu, { pipeline: p, buffers, params: params({ n }), workgroups: grid1d(gpu, n, WG) });
 }
 
 async function activation(

@@ -10,11 +10,13 @@
 import type { Tape } from "../autodiff/tape.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Bindable, dispatch, grid1d, pipeline } from "../gpu/kernels.ts";
-import { f32, packParams } from "../gpu/params.ts";
+import { f32, params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 
-/** Invocations per workgroup of every kernel in `elementwise.wgsl` (its `WG`). */
+/** Invocations per workgroup of every kernel in `elementwise.wgsl` (its override `WG`). */
 const WG = 64;
+/** Rows per partial sum in `column_sum_partial` (the WGSL override `CHUNK`). */
+const CHUNK = 256;
 const FILE = "elementwise.wgsl";
 
 /** Options shared by the elementwise ops. */
@@ -35,11 +37,11 @@ interface Launch {
 }
 
 async function launch(gpu: Gpu, l: Launch): Promise<void> {
-  const p = await pipeline(gpu, FILE, l.entry);
+  const p = await pipeline(gpu, FILE, l.entry, { WG, CHUNK });
   dispatch(gpu, {
     pipeline: p,
     buffers: l.buffers,
-    params: packParams(l.n, l.cols ?? 0, f32(l.alpha ?? 1), l.rows ?? 0),
+    params: params({ n: l.n, cols: l.cols ?? 0, alpha: f32(l.alpha ?? 1), rows: l.rows ?? 0 }),
     workgroups: grid1d(gpu, l.count, WG),
   });
 }
@@ -64,9 +66,6 @@ export async function axpyInto(gpu: Gpu, g: Tensor, d: Tensor, alpha = 1): Promi
   if (g.size !== d.size) throw new RangeError(`axpy: sizes differ, ${g.size} and ${d.size}`);
   await launch(gpu, { entry: "axpy", buffers: [g, d], count: d.size, n: d.size, alpha });
 }
-
-/** Rows per partial sum in `column_sum_partial` (the WGSL `CHUNK`). */
-const CHUNK = 256;
 
 /**
  * Records `d[c] += Σ_r g[r, c]` for g viewed as [rows, cols] with cols = d.size: partial sums

@@ -9,13 +9,15 @@
  */
 import type { Tape } from "../autodiff/tape.ts";
 import { dispatch, grid1d, pipeline } from "../gpu/kernels.ts";
-import { packParams } from "../gpu/params.ts";
+import { params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 
-/** Invocations per workgroup of the kernels in `embedding.wgsl` (its `WG`). */
+/** Invocations per workgroup of the kernels in `embedding.wgsl` (its override `WG`). */
 const WG = 64;
-/** Positions of one id per backward pass (the WGSL `SEGMENT`). */
+/** Positions of one id per backward pass (the WGSL override `SEGMENT`). */
 const SEGMENT = 4096;
+/** The override constants of every `embedding.wgsl` pipeline. */
+const CONSTANTS = { WG, SEGMENT };
 const FILE = "embedding.wgsl";
 
 /** Options of {@link embedding}. */
@@ -104,9 +106,9 @@ export async function embedding(
   const gpu = table.gpu;
   const out = Tensor.zeros(gpu, [...ids.shape, D]);
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, FILE, "embedding_forward"),
+    pipeline: await pipeline(gpu, FILE, "embedding_forward", CONSTANTS),
     buffers: [table, ids, out],
-    params: packParams(n, D, V, 0),
+    params: params({ n, D, V, first: 0 }),
     workgroups: grid1d(gpu, n * D, WG),
   });
   const tape = opts.tape;
@@ -120,12 +122,12 @@ export async function embedding(
     const tensors = [groups.ids, groups.offsets, groups.positions].map((a) =>
       Tensor.from(gpu, a, [a.length], "u32")
     );
-    const p = await pipeline(gpu, FILE, "embedding_backward");
+    const p = await pipeline(gpu, FILE, "embedding_backward", CONSTANTS);
     for (let first = 0; first < groups.maxCount; first += SEGMENT) {
       dispatch(gpu, {
         pipeline: p,
         buffers: [tape.grad(out)!, ...tensors, dtable],
-        params: packParams(U, D, V, first),
+        params: params({ n: U, D, V, first }),
         workgroups: grid1d(gpu, U * D, WG),
       });
     }

@@ -9,14 +9,16 @@
  */
 import type { Tape } from "../autodiff/tape.ts";
 import { dispatch, grid1d, pipeline } from "../gpu/kernels.ts";
-import { f32, packParams } from "../gpu/params.ts";
+import { f32, params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 
-/** Invocations per workgroup of the kernels in `layernorm.wgsl` (its `WG`). */
+/** Invocations per workgroup of the kernels in `layernorm.wgsl` (its override `WG`). */
 const WG = 64;
 const FILE = "layernorm.wgsl";
-/** Rows per partial sum of the dgamma/dbeta pass (the WGSL `CHUNK`). */
+/** Rows per partial sum of the dgamma/dbeta pass (the WGSL override `CHUNK`). */
 const CHUNK = 256;
+/** The override constants of every `layernorm.wgsl` pipeline. */
+const CONSTANTS = { WG, CHUNK };
 
 /** Options of {@link layerNorm}. */
 export interface LayerNormOptions {
@@ -63,7 +65,7 @@ export async function layerNorm(
   }
   const gpu = x.gpu;
   const rows = D > 0 ? x.size / D : 0;
-  const params = packParams(rows, D, f32(opts.eps ?? 1e-12));
+  const block = params({ rows, D, eps: f32(opts.eps ?? 1e-12), chunks: 0 });
   const y = Tensor.zeros(gpu, x.shape);
   const mean = Tensor.zeros(gpu, [rows]);
   const rstd = Tensor.zeros(gpu, [rows]);
@@ -74,9 +76,9 @@ export async function layerNorm(
   const suffix = variant === "rows" ? "_rows" : "";
   const rowGrid = variant === "rows" ? grid1d(gpu, rows, WG) : grid1d(gpu, rows);
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, FILE, `layernorm_forward${suffix}`),
+    pipeline: await pipeline(gpu, FILE, `layernorm_forward${suffix}`, CONSTANTS),
     buffers: [x, gamma, beta, y, mean, rstd],
-    params,
+    params: block,
     workgroups: rowGrid,
   });
   const tape = opts.tape;
@@ -85,19 +87,19 @@ export async function layerNorm(
     const dx = tape.grad(x), dgamma = tape.grad(gamma), dbeta = tape.grad(beta);
     if (dx) {
       dispatch(gpu, {
-        pipeline: await pipeline(gpu, FILE, `layernorm_backward_input${suffix}`),
+        pipeline: await pipeline(gpu, FILE, `layernorm_backward_input${suffix}`, CONSTANTS),
         buffers: [dy, x, gamma, mean, rstd, dx],
-        params,
+        params: block,
         workgroups: rowGrid,
       });
     }
     if (dgamma || dbeta) {
       const chunks = Math.ceil(rows / CHUNK);
       if (chunks > 65535) throw new RangeError(`layerNorm: ${rows} rows exceed ${65535 * CHUNK}`);
-      const gradParams = packParams(rows, D, chunks);
+      const gradParams = params({ rows, D, eps: f32(0), chunks });
       const partG = Tensor.zeros(gpu, [chunks, D]), partB = Tensor.zeros(gpu, [chunks, D]);
       dispatch(gpu, {
-        pipeline: await pipeline(gpu, FILE, "layernorm_backward_params_partial"),
+        pipeline: await pipeline(gpu, FILE, "layernorm_backward_params_partial", CONSTANTS),
         buffers: [dy, x, mean, rstd, partG, partB],
         params: gradParams,
         workgroups: grid1d(gpu, chunks * D, WG),
@@ -105,7 +107,7 @@ export async function layerNorm(
       // The final pass writes both; a scratch buffer takes the one nobody wants.
       const scratch = dgamma && dbeta ? null : Tensor.zeros(gpu, [D]);
       dispatch(gpu, {
-        pipeline: await pipeline(gpu, FILE, "layernorm_backward_params_final"),
+        pipeline: await pipeline(gpu, FILE, "layernorm_backward_params_final", CONSTANTS),
         buffers: [partG, partB, dgamma ?? scratch!, dbeta ?? scratch!],
         params: gradParams,
         workgroups: grid1d(gpu, D, WG),

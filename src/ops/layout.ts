@@ -7,9 +7,10 @@
 import type { Tape } from "../autodiff/tape.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Bindable, dispatch, grid1d, pipeline } from "../gpu/kernels.ts";
-import { packParams } from "../gpu/params.ts";
+import { params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 
+/** Invocations per workgroup of the kernels in `layout.wgsl` (its override `WG`). */
 const WG = 64;
 
 /** Options of the layout ops. */
@@ -26,11 +27,12 @@ async function launch(
   n: number,
   constants: Record<string, number> = {},
 ): Promise<void> {
-  const p = await pipeline(gpu, "layout.wgsl", entry, constants);
+  const p = await pipeline(gpu, "layout.wgsl", entry, { WG, ...constants });
+  const [A, B, C, D] = dims;
   dispatch(gpu, {
     pipeline: p,
     buffers,
-    params: packParams(...dims),
+    params: params({ A, B, C, D }),
     workgroups: grid1d(gpu, n, WG),
   });
 }

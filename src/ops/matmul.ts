@@ -9,7 +9,7 @@
 import type { Tape } from "../autodiff/tape.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { dispatch, pipeline } from "../gpu/kernels.ts";
-import { f32, packParams } from "../gpu/params.ts";
+import { f32, params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { biasAdd, columnSumInto } from "./elementwise.ts";
 
@@ -113,6 +113,9 @@ function vectorFlags(g: Geometry, transA: boolean, transB: boolean): Record<stri
   };
 }
 
+/** Side of the square workgroups of `matmul_naive` (its override `TILE`). */
+const NAIVE_TILE = 8;
+
 /**
  * Most 4-steps of k one blocked launch sums: longer K is split into launches accumulating into C
  * (beta 1 after the first), keeping each invocation's loop far below llvmpipe's silent
@@ -202,19 +205,19 @@ export async function matmulInto(
   const plan = matmulPlan(gpu, a, b, opts);
   if (g.M * g.N === 0) return;
   const paramsFor = (betaNow: number, k4Begin: number, k4End: number) =>
-    packParams(
-      g.M,
-      g.N,
-      g.K,
-      g.batch,
-      g.strideA,
-      g.strideB,
-      g.M * g.N,
+    params({
+      M: g.M,
+      N: g.N,
+      K: g.K,
+      batch: g.batch,
+      strideA: g.strideA,
+      strideB: g.strideB,
+      strideC: g.M * g.N,
       alpha,
-      f32(betaNow),
+      beta: f32(betaNow),
       k4Begin,
       k4End,
-    );
+    });
   if (plan.variant === "blocked") {
     const { RG, CG, WG } = plan.blocking!;
     const p = await pipeline(gpu, "matmul.wgsl", "matmul_blocked", {
@@ -245,12 +248,12 @@ export async function matmulInto(
   if (g.K > 65535) {
     throw new RangeError(`matmul_naive sums at most 65535 terms per output, got K=${g.K}`);
   }
-  const p = await pipeline(gpu, "matmul.wgsl", "matmul_naive", flags);
+  const p = await pipeline(gpu, "matmul.wgsl", "matmul_naive", { ...flags, TILE: NAIVE_TILE });
   dispatch(gpu, {
     pipeline: p,
     buffers: [a, b, c],
     params: paramsFor(beta, 0, 0),
-    workgroups: [Math.ceil(g.N / 8), Math.ceil(g.M / 8), g.batch],
+    workgroups: [Math.ceil(g.N / NAIVE_TILE), Math.ceil(g.M / NAIVE_TILE), g.batch],
   });
 }
 

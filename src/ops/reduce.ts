@@ -11,10 +11,10 @@
 import type { Tape } from "../autodiff/tape.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Bindable, dispatch, grid1d, pipeline } from "../gpu/kernels.ts";
-import { f32, packParams } from "../gpu/params.ts";
+import { f32, params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 
-/** Invocations per workgroup of the kernels in `reduce.wgsl` (its `WG`). */
+/** Invocations per workgroup of the kernels in `reduce.wgsl` (its override `WG`). */
 const WG = 64;
 /** Most partial sums of the first `sum_partial` pass (one workgroup each). */
 const MAX_PARTIALS = 1024;
@@ -51,16 +51,16 @@ async function run(
   f: Fields,
 ): Promise<void> {
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, FILE, entry),
+    pipeline: await pipeline(gpu, FILE, entry, { WG }),
     buffers,
-    params: packParams(
-      f.n ?? 0,
-      f.rows ?? 0,
-      f.cols ?? 0,
-      f.seq ?? 0,
-      f.maskFloat ? 1 : 0,
-      f32(f.eps ?? 0),
-    ),
+    params: params({
+      n: f.n ?? 0,
+      rows: f.rows ?? 0,
+      cols: f.cols ?? 0,
+      seq: f.seq ?? 0,
+      mask_float: f.maskFloat ?? false,
+      eps: f32(f.eps ?? 0),
+    }),
     workgroups,
   });
 }

@@ -10,7 +10,7 @@
 import type { Tape } from "../autodiff/tape.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { dispatch, pipeline } from "../gpu/kernels.ts";
-import { f32, packParams } from "../gpu/params.ts";
+import { f32, type ParamBlock, params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 
 /** The norm floor of {@link cosineSimilarityMatrix} by default (as `torch.cosine_similarity`). */
@@ -31,6 +31,12 @@ export interface CosineOptions {
 }
 
 const FILE = "similarity.wgsl";
+/** Invocations per workgroup of the 1-D kernels of `similarity.wgsl` (its override `WG`). */
+const WG = 64;
+/** Side of the square workgroups of `cos_matrix_forward` (the WGSL override `TILE`). */
+const TILE = 8;
+/** The override constants of every `similarity.wgsl` pipeline. */
+const CONSTANTS = { WG, TILE };
 
 function checkOperands(x: Tensor, y: Tensor, what: string): [number, number, number] {
   if (x.shape.length !== 2 || y.shape.length !== 2) {
@@ -43,8 +49,14 @@ function checkOperands(x: Tensor, y: Tensor, what: string): [number, number, num
   return [x.shape[0], y.shape[0], x.shape[1]];
 }
 
-function params(rowsX: number, rowsY: number, dim: number, mode: number, eps: number) {
-  return packParams(rowsX, rowsY, dim, mode, f32(eps));
+function cosParams(
+  rowsX: number,
+  rowsY: number,
+  dim: number,
+  mode: number,
+  eps: number,
+): ParamBlock {
+  return params({ rowsX, rowsY, dim, mode, eps: f32(eps) });
 }
 
 async function norms(
@@ -59,10 +71,10 @@ async function norms(
   const nx = Tensor.zeros(gpu, [rowsX], "f32", "cos norms x");
   const ny = Tensor.zeros(gpu, [rowsY], "f32", "cos norms y");
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, FILE, "cos_norms"),
+    pipeline: await pipeline(gpu, FILE, "cos_norms", CONSTANTS),
     buffers: [x, y, nx, ny],
-    params: params(rowsX, rowsY, dim, 0, eps),
-    workgroups: [Math.ceil((rowsX + rowsY) / 64)],
+    params: cosParams(rowsX, rowsY, dim, 0, eps),
+    workgroups: [Math.ceil((rowsX + rowsY) / WG)],
   });
   return [nx, ny];
 }
@@ -87,23 +99,23 @@ export async function cosineSimilarityMatrix(
   const [nx, ny] = await norms(gpu, x, y, rowsX, rowsY, dim, eps);
   const c = Tensor.zeros(gpu, [rowsX, rowsY], "f32", "cos matrix");
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, FILE, "cos_matrix_forward"),
+    pipeline: await pipeline(gpu, FILE, "cos_matrix_forward", CONSTANTS),
     buffers: [x, y, nx, ny, c],
-    params: params(rowsX, rowsY, dim, 0, eps),
-    workgroups: [Math.ceil(rowsY / 8), Math.ceil(rowsX / 8)],
+    params: cosParams(rowsX, rowsY, dim, 0, eps),
+    workgroups: [Math.ceil(rowsY / TILE), Math.ceil(rowsX / TILE)],
   });
   const tape = opts.tape;
   const recorded = tape?.record("cosineSimilarityMatrix", [x, y], c, async () => {
     const dc = tape.grad(c)!;
-    const backward = await pipeline(gpu, FILE, "cos_matrix_backward");
+    const backward = await pipeline(gpu, FILE, "cos_matrix_backward", CONSTANTS);
     for (const [mode, target, rows] of [[0, x, rowsX], [1, y, rowsY]] as const) {
       const d = tape.grad(target);
       if (!d) continue;
       dispatch(gpu, {
         pipeline: backward,
         buffers: [x, y, nx, ny, c, dc, d],
-        params: params(rowsX, rowsY, dim, mode, eps),
-        workgroups: [Math.ceil(dim / 64), rows],
+        params: cosParams(rowsX, rowsY, dim, mode, eps),
+        workgroups: [Math.ceil(dim / WG), rows],
       });
     }
     release(opts.releaseAfterBackward ? [nx, ny, c] : [nx, ny]);
@@ -135,23 +147,23 @@ export async function cosineSimilarityRows(
   const [nx, ny] = await norms(gpu, x, y, rows, rows, dim, eps);
   const c = Tensor.zeros(gpu, [rows], "f32", "cos rows");
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, FILE, "cos_rows_forward"),
+    pipeline: await pipeline(gpu, FILE, "cos_rows_forward", CONSTANTS),
     buffers: [x, y, nx, ny, c],
-    params: params(rows, rows, dim, 0, eps),
-    workgroups: [Math.ceil(rows / 64)],
+    params: cosParams(rows, rows, dim, 0, eps),
+    workgroups: [Math.ceil(rows / WG)],
   });
   const tape = opts.tape;
   const recorded = tape?.record("cosineSimilarityRows", [x, y], c, async () => {
     const dc = tape.grad(c)!;
-    const backward = await pipeline(gpu, FILE, "cos_rows_backward");
+    const backward = await pipeline(gpu, FILE, "cos_rows_backward", CONSTANTS);
     for (const [mode, target] of [[0, x], [1, y]] as const) {
       const d = tape.grad(target);
       if (!d) continue;
       dispatch(gpu, {
         pipeline: backward,
         buffers: [x, y, nx, ny, c, dc, d],
-        params: params(rows, rows, dim, mode, eps),
-        workgroups: [Math.ceil(dim / 64), rows],
+        params: cosParams(rows, rows, dim, mode, eps),
+        workgroups: [Math.ceil(dim / WG), rows],
       });
     }
     release(opts.releaseAfterBackward ? [nx, ny, c] : [nx, ny]);

@@ -10,7 +10,7 @@
 import type { Tape } from "../autodiff/tape.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { dispatch, grid1d, pipeline } from "../gpu/kernels.ts";
-import { f32, packParams } from "../gpu/params.ts";
+import { f32, params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 
 /** Options of {@link softmax}. */
@@ -36,8 +36,8 @@ export interface SoftmaxOptions {
 export const ROW_KERNEL_MAX_K = 16384;
 
 const FILE = "softmax.wgsl";
-/** Invocations per workgroup of the kernels in `softmax.wgsl` (its `WG`). */
-const ROW_WG = 64;
+/** Invocations per workgroup of the kernels in `softmax.wgsl` (its override `WG`). */
+const WG = 64;
 const dummies = new WeakMap<Gpu, Tensor>();
 
 /** A one-element buffer bound in place of an absent mask (never read). */
@@ -78,14 +78,14 @@ export async function softmax(x: Tensor, opts: SoftmaxOptions = {}): Promise<Ten
   }
   const gpu = x.gpu;
   const scale = opts.scale ?? 1;
-  const params = packParams(
+  const block = params({
     rows,
     K,
-    rowsPerBatch,
-    f32(scale),
-    mask ? 1 : 0,
-    mask?.dtype === "f32" ? 1 : 0,
-  );
+    rows_per_batch: rowsPerBatch,
+    scale: f32(scale),
+    has_mask: mask !== undefined,
+    mask_float: mask?.dtype === "f32",
+  });
   const variant = opts.variant ?? (gpu.isSoftware && K <= ROW_KERNEL_MAX_K ? "rows" : "workgroup");
   if (variant === "rows" && K > ROW_KERNEL_MAX_K) {
     throw new RangeError(
@@ -94,12 +94,12 @@ export async function softmax(x: Tensor, opts: SoftmaxOptions = {}): Promise<Ten
   }
   const suffix = variant === "rows" ? "_rows" : "";
   // The row kernels run WG rows per workgroup; the workgroup kernels one row per workgroup.
-  const grid = variant === "rows" ? grid1d(gpu, rows, ROW_WG) : grid1d(gpu, rows);
+  const grid = variant === "rows" ? grid1d(gpu, rows, WG) : grid1d(gpu, rows);
   const y = Tensor.zeros(gpu, x.shape);
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, FILE, `softmax_forward${suffix}`),
+    pipeline: await pipeline(gpu, FILE, `softmax_forward${suffix}`, { WG }),
     buffers: [x, mask ?? dummyMask(gpu), y],
-    params,
+    params: block,
     workgroups: grid,
   });
   const tape = opts.tape;
@@ -107,9 +107,9 @@ export async function softmax(x: Tensor, opts: SoftmaxOptions = {}): Promise<Ten
     const dx = tape.grad(x);
     if (!dx) return;
     dispatch(gpu, {
-      pipeline: await pipeline(gpu, FILE, `softmax_backward${suffix}`),
+      pipeline: await pipeline(gpu, FILE, `softmax_backward${suffix}`, { WG }),
       buffers: [tape.grad(y)!, y, dx],
-      params,
+      params: block,
       workgroups: grid,
     });
   });

@@ -22,7 +22,7 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import { dispatch, pipeline } from "../gpu/kernels.ts";
-import { packParams } from "../gpu/params.ts";
+import { params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 
 /** Index of a padding entry (a row shorter than k). */
@@ -221,20 +221,20 @@ async function mergeOrSelect(
           T_RADIX: plan.radixTile,
         })
         : await pipeline(gpu, "topk.wgsl", select ? "topk_select" : "topk_merge", { T, WG });
-      const params = packParams(
+      const block = params({
         rows,
-        cur.len,
-        cur.stride,
-        K,
-        dst.stride,
-        dst.offset ?? 0,
-        select ? (opts.indexOffset ?? 0) : 0,
-        select ? 1 : K,
+        len: cur.len,
+        in_stride: cur.stride,
+        k: K,
+        out_stride: dst.stride,
+        out_offset: dst.offset ?? 0,
+        index_offset: select ? (opts.indexOffset ?? 0) : 0,
+        run: select ? 1 : K,
         tiles,
-      );
+      });
       const buffers = [cur.values, dst.values, dst.indices];
       if (!select) buffers.push(cur.indices!);
-      dispatch(gpu, { pipeline: p, buffers, params, workgroups: grid(tiles, rows) });
+      dispatch(gpu, { pipeline: p, buffers, params: block, workgroups: grid(tiles, rows) });
       if (last) return;
       cur = {
         values: dst.values,

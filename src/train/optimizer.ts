@@ -13,10 +13,10 @@
 import type { Gpu } from "../gpu/device.ts";
 import { dispatch, grid1d, pipeline } from "../gpu/kernels.ts";
 import { withPhase } from "../gpu/profile.ts";
-import { f32, packParams } from "../gpu/params.ts";
+import { f32, type ParamBlock, params } from "../gpu/params.ts";
 import { Tensor } from "../gpu/tensor.ts";
 
-/** Invocations per workgroup of the kernels in `optimizer.wgsl` (its `WG`). */
+/** Invocations per workgroup of the kernels in `optimizer.wgsl` (its override `WG`). */
 const WG = 64;
 /** Most partial sums per tensor in the first clipping pass. */
 const MAX_PARTIALS = 256;
@@ -38,25 +38,25 @@ interface Fields {
   maxNorm?: number;
 }
 
-/** Packs the `Params` block of `optimizer.wgsl` (field order as declared there). */
-function params(f: Fields): ArrayBuffer {
+/** The `Params` block of `optimizer.wgsl`, fields a launch does not use left at neutral values. */
+function optimizerParams(f: Fields): ParamBlock {
   const beta1 = f.beta1 ?? 0, beta2 = f.beta2 ?? 0;
-  return packParams(
-    f.n ?? 0,
-    f.offset ?? 0,
-    f.count ?? 0,
-    0,
-    f32(f.decayFactor ?? 1),
-    f32(f.l2 ?? 0),
-    f32(beta1),
-    f32(1 - beta1),
-    f32(beta2),
-    f32(1 - beta2),
-    f32(f.stepSize ?? 0),
-    f32(f.bc2Sqrt ?? 1),
-    f32(f.eps ?? 0),
-    f32(f.maxNorm ?? 0),
-  );
+  return params({
+    n: f.n ?? 0,
+    offset: f.offset ?? 0,
+    count: f.count ?? 0,
+    pad: 0,
+    decay_factor: f32(f.decayFactor ?? 1),
+    l2: f32(f.l2 ?? 0),
+    beta1: f32(beta1),
+    one_minus_beta1: f32(1 - beta1),
+    beta2: f32(beta2),
+    one_minus_beta2: f32(1 - beta2),
+    step_size: f32(f.stepSize ?? 0),
+    bc2_sqrt: f32(f.bc2Sqrt ?? 1),
+    eps: f32(f.eps ?? 0),
+    max_norm: f32(f.maxNorm ?? 0),
+  });
 }
 
 /**
@@ -211,7 +211,7 @@ export abstract class AdamBase {
       }
     }
     this.#step++;
-    const p = await pipeline(this.#gpu, FILE, "adam_step");
+    const p = await pipeline(this.#gpu, FILE, "adam_step", { WG });
     for (const [name, slot] of this.#slots) {
       const g = grads.get(name);
       if (!g) continue;
@@ -223,7 +223,7 @@ export abstract class AdamBase {
       dispatch(this.#gpu, {
         pipeline: p,
         buffers: [slot.param, g, slot.m, slot.v],
-        params: params({
+        params: optimizerParams({
           n: slot.param.size,
           decayFactor: this.decoupled ? 1 - lr * wd : 1,
           l2: this.decoupled ? 0 : wd,
@@ -430,38 +430,38 @@ async function gradNorm(
   const partials = Tensor.zeros(gpu, [total]);
   const segmentBuffer = Tensor.from(gpu, segments, [segments.length], "u32");
   const stats = Tensor.zeros(gpu, [2 + count]);
-  const sumsq = await pipeline(gpu, FILE, "sumsq_partial");
+  const sumsq = await pipeline(gpu, FILE, "sumsq_partial", { WG });
   entries.forEach(([, t], i) => {
     const groups = segments[2 * i + 1] - segments[2 * i];
     dispatch(gpu, {
       pipeline: sumsq,
       buffers: [t, partials],
-      params: params({ n: t.size, offset: segments[2 * i] }),
+      params: optimizerParams({ n: t.size, offset: segments[2 * i] }),
       workgroups: [groups, 1],
     });
   });
   // Pass 2: per-tensor sums; pass 3: the norm and the clip coefficient.
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, FILE, "sum_segments"),
+    pipeline: await pipeline(gpu, FILE, "sum_segments", { WG }),
     buffers: [partials, segmentBuffer, stats],
-    params: params({ count }),
+    params: optimizerParams({ count }),
     workgroups: [count, 1],
   });
   const finiteMax = Number.isFinite(maxNorm);
   dispatch(gpu, {
-    pipeline: await pipeline(gpu, FILE, "finish_norm"),
+    pipeline: await pipeline(gpu, FILE, "finish_norm", { WG }),
     buffers: [stats],
-    params: params({ count, maxNorm: finiteMax ? maxNorm : 0 }),
+    params: optimizerParams({ count, maxNorm: finiteMax ? maxNorm : 0 }),
     workgroups: [1, 1],
   });
   // Pass 4: scale every gradient by the coefficient, without a round trip to the host.
   if (finiteMax) {
-    const scale = await pipeline(gpu, FILE, "scale_by_coefficient");
+    const scale = await pipeline(gpu, FILE, "scale_by_coefficient", { WG });
     for (const [, t] of entries) {
       dispatch(gpu, {
         pipeline: scale,
         buffers: [stats, t],
-        params: params({ n: t.size }),
+        params: optimizerParams({ n: t.size }),
         workgroups: grid1d(gpu, t.size, WG),
       });
     }
