@@ -454,6 +454,7 @@ export async function runBench(options: BenchOptions): Promise<Record<string, un
   const result: Record<string, unknown> = {
     adapter: gpu.adapterName,
     features: [...gpu.features].sort(),
+    adapterFeatures: [...gpu.adapterFeatures].sort(),
     isSoftware: gpu.isSoftware,
     timing: gpu.features.has("timestamp-query") ? "timestamp-query" : "wall-clock",
     iters: options.iters,

@@ -1,12 +1,20 @@
 /**
- * The WebGPU adapter and device: acquired once, with the adapter's full limits and the optional
- * features that matter for compute (`shader-f16`, `timestamp-query`, `subgroups`).
+ * The WebGPU adapter and device: acquired once, with the adapter's full limits and only the
+ * optional features the code uses ({@link REQUESTED_FEATURES}).
  *
  * @module
  */
 
-/** Optional features requested when the adapter offers them. */
-export const OPTIONAL_FEATURES = ["shader-f16", "timestamp-query", "subgroups"] as const;
+/**
+ * The optional features the code uses, each with what uses it; requested when the adapter offers
+ * them, and no others. A kernel that needs a feature declares it with its WGSL `enable`
+ * directive (`enable f16;` needs `shader-f16`, `enable subgroups;` needs `subgroups`) and gets an
+ * entry here; the kernel loader refuses a kernel whose feature the device was not given, naming
+ * the kernel's file and line.
+ */
+export const REQUESTED_FEATURES: Readonly<Partial<Record<GPUFeatureName, string>>> = {
+  "timestamp-query": "GPU-clock timing of launches (src/gpu/profile.ts, the benchmarks)",
+};
 
 /** Raised when no WebGPU adapter can be had; its message says what to install. */
 export class GpuUnavailableError extends Error {
@@ -57,8 +65,10 @@ export interface Gpu {
   readonly device: GPUDevice;
   /** A human-readable adapter name (description, else vendor/architecture). */
   readonly adapterName: string;
-  /** Features granted to the device. */
+  /** Features granted to the device: those of {@link REQUESTED_FEATURES} the adapter offers. */
   readonly features: ReadonlySet<string>;
+  /** Every feature the adapter offers (requested or not), for reports. */
+  readonly adapterFeatures: ReadonlySet<string>;
   /** Limits granted to the device (the adapter's maxima). */
   readonly limits: GPUSupportedLimits;
   /** Whether the adapter is a CPU/software implementation (llvmpipe, lavapipe, WARP). */
@@ -81,7 +91,7 @@ let cached: Promise<Gpu> | null = null;
  * ```ts
  * import { getGpu } from "./device.ts";
  * const gpu = await getGpu();
- * console.log(gpu.adapterName, [...gpu.features]);
+ * console.log(gpu.adapterName, [...gpu.features], [...gpu.adapterFeatures]);
  * ```
  */
 export function getGpu(): Promise<Gpu> {
@@ -147,9 +157,8 @@ async function acquireGpu(): Promise<Gpu> {
   }
   if (!adapter) throw new GpuUnavailableError("requestAdapter returned null");
 
-  const requiredFeatures = OPTIONAL_FEATURES.filter((f) =>
-    adapter.features.has(f)
-  ) as GPUFeatureName[];
+  const requiredFeatures = (Object.keys(REQUESTED_FEATURES) as GPUFeatureName[])
+    .filter((f) => adapter.features.has(f));
   // Ask for every limit at the adapter's maximum: the defaults (128 MiB per binding, 16 KiB of
   // workgroup memory) are far too small for real models.
   const requiredLimits: Record<string, number> = {};
@@ -169,6 +178,7 @@ async function acquireGpu(): Promise<Gpu> {
     device,
     adapterName,
     features: new Set([...device.features]),
+    adapterFeatures: new Set([...adapter.features]),
     limits: device.limits,
     isSoftware,
     lost: null,
