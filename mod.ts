@@ -27,7 +27,11 @@
 // The GPU runtime.
 export { getGpu, GpuDeviceLostError, GpuError, GpuUnavailableError } from "./src/gpu/device.ts";
 export type { Gpu } from "./src/gpu/device.ts";
-export { KernelCompileError, synchronize } from "./src/gpu/kernels.ts";
+export { gpuCounters, KernelCompileError, synchronize } from "./src/gpu/kernels.ts";
+export { KernelParamsError } from "./src/gpu/params.ts";
+export { Profiler, startProfile, withPhase } from "./src/gpu/profile.ts";
+export type { ProfileReport, ProfileRow } from "./src/gpu/profile.ts";
+export type { DispatchObserver, GpuCounters } from "./src/gpu/kernels.ts";
 export { Tensor, withArena } from "./src/gpu/tensor.ts";
 export type { DType } from "./src/gpu/tensor.ts";
 export { Tape } from "./src/autodiff/tape.ts";
@@ -69,7 +73,13 @@ export { cachedEncoder, clearEncoderCache, encode } from "./src/api/encode.ts";
 export type { EncodeResult, EncodeTextsOptions } from "./src/api/encode.ts";
 export type { Embeddings, EncodeOptions } from "./src/models/encode.ts";
 export { readModelWeights, readSafetensors, writeSafetensors } from "./src/models/safetensors.ts";
-export { HfTokenizer, loadHfTokenizer } from "./src/text/tokenizer.ts";
+export { crossEncoderScores, loadCrossEncoder } from "./src/models/cross_encoder.ts";
+export type {
+  CrossEncoder,
+  CrossEncoderScoreOptions,
+  LoadCrossEncoderOptions,
+} from "./src/models/cross_encoder.ts";
+export { bertPair, HfTokenizer, loadHfTokenizer } from "./src/text/tokenizer.ts";
 export type { TextTokenizer, TokenizerCore } from "./src/text/tokenizer.ts";
 export { UseTokenizer } from "./src/text/use_tokenizer.ts";
 
@@ -77,6 +87,46 @@ export { UseTokenizer } from "./src/text/use_tokenizer.ts";
 export { Adam, AdamW, clipGradNorm } from "./src/train/optimizer.ts";
 export type { OptimizerState, ParamState } from "./src/train/optimizer.ts";
 export { makeSchedule } from "./src/train/schedule.ts";
+
+// Studies: specs, teachers, and the numbers a report reads off the runs.
+export {
+  budgetSubset,
+  expandRuns,
+  parseStudySpec,
+  readStudySpec,
+  StudySpecError,
+} from "./src/study/spec.ts";
+export type {
+  ArmSpec,
+  MarginArmOptions,
+  RunLoss,
+  RunPlan,
+  StudySpec,
+  StudyTraining,
+  TeacherSpec,
+} from "./src/study/spec.ts";
+export {
+  crossEncoderTeacher,
+  encoderTeacher,
+  meanTeacher,
+  writeTeacherFile,
+  zNormalise,
+} from "./src/study/teacher.ts";
+export type {
+  Teacher,
+  TeacherOptions,
+  TeacherProgress,
+  TripleScores,
+} from "./src/study/teacher.ts";
+export type { Triple } from "./src/train/data.ts";
+export {
+  dataEfficiency,
+  ledgerLine,
+  sumLedger,
+  sweepWinner,
+  timeRatio,
+} from "./src/study/analysis.ts";
+export type { LedgerLine, RunCost, ValidationPoint } from "./src/study/analysis.ts";
 
 // Data and evaluation.
 export { loadBeir, readBeirCorpus, readBeirQrels, readBeirQueries } from "./src/data/beir.ts";
@@ -151,6 +201,6 @@ export type { LayoutOptions } from "./src/ops/layout.ts";
 export type { ReduceOptions } from "./src/ops/reduce.ts";
 export type { CosineOptions } from "./src/ops/similarity.ts";
 export type { SoftmaxOptions } from "./src/ops/softmax.ts";
-export type { TokenizedText } from "./src/text/tokenizer.ts";
+export type { TokenizedPair, TokenizedText } from "./src/text/tokenizer.ts";
 export type { AdamBase, ClipOptions, GradNorm } from "./src/train/optimizer.ts";
 export type { Schedule, ScheduleSpec } from "./src/train/schedule.ts";
