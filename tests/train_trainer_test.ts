@@ -23,7 +23,9 @@ import {
   batchLoss,
   CheckpointError,
   NonFiniteTrainingError,
+  type StopEvent,
   train,
+  type TrainEvent,
   type TrainOptions,
 } from "../src/train/trainer.ts";
 
@@ -209,8 +211,9 @@ Deno.test("NaN stops training with the tensors named, and the last good checkpoi
     weights.get("head.bias")!.data[0] = NaN;
     await writeSafetensors(path, weights, { format: "pt" });
     const before = await Deno.readFile(path);
+    const events: TrainEvent[] = [];
     await rejects(
-      train(gpu, model, data, { ...opts, resume: true }),
+      train(gpu, model, data, { ...opts, resume: true, onEvent: (e) => void events.push(e) }),
       (e: Error) =>
         e instanceof NonFiniteTrainingError && e.step === 3 &&
         /the loss is NaN/.test(e.message) &&
@@ -223,6 +226,13 @@ Deno.test("NaN stops training with the tensors named, and the last good checkpoi
       JSON.parse(l)
     );
     deepStrictEqual(log.at(-1).type, "error");
+    deepStrictEqual(log.at(-1).step, 3);
+    ok(log.at(-1).message.startsWith("training stopped at step 3: the loss is NaN"));
+    // The stop event carries the error; nothing was reported as a step.
+    deepStrictEqual(events.map((e) => e.type), ["start", "stop"]);
+    const stop = events[1] as StopEvent;
+    deepStrictEqual([stop.reason, stop.step, stop.stepsRun], ["error", 2, 0]);
+    ok(stop.error instanceof NonFiniteTrainingError);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
