@@ -23,80 +23,279 @@ import {
   type Triple,
   validationData,
 } from "../src/train/data.ts";
-import { checkOutDir, type LossKind, train, type TrainOptions } from "../src/train/trainer.ts";
+import {
+  checkOutDir,
+  DEFAULT_TRAIN_OPTIONS,
+  LOSS_KINDS,
+  type LossKind,
+  type ScheduleKind,
+  train,
+  type TrainDefaults,
+  type TrainOptions,
+  withTrainDefaults,
+} from "../src/train/trainer.ts";
+import { SCHEDULE_KINDS } from "../src/train/schedule.ts";
+import type { MarginError } from "../src/losses/margin.ts";
 import type { Doc } from "../src/data/types.ts";
 import { lockDir } from "../src/util/lock.ts";
+import { trainProgress } from "../src/cli/train_progress.ts";
 
-const HELP = `deno task train — fine-tune a bi-encoder (self-distillation with relevance margins)
+/** Defaults of the data flags (the training options' are {@link DEFAULT_TRAIN_OPTIONS}). */
+const DATA_DEFAULTS = Object.freeze({
+  dataset: "scifact",
+  negatives: "bm25",
+  bm25Depth: 100,
+  valQueries: 50,
+  valDepth: 100,
+  model: "use-lite",
+});
 
-  deno task train --data DIR --out DIR [options]              (BEIR directory, qrels/train.tsv)
-  deno task train --triples FILE --queries FILE --collection FILE [--qrels FILE] --out DIR ...
-                                                              (MS MARCO TSV files)
+/**
+ * A flag and its `--help` line. Its default, when it has one, is read from
+ * {@link DEFAULT_TRAIN_OPTIONS} (`option`) or {@link DATA_DEFAULTS} (`data`), never written
+ * here; the help text shows it where it says `{d}`, else as ` (default X)` at its end.
+ */
+interface Flag {
+  /** Name without the dashes. */
+  name: string;
+  /** The value's placeholder; absent for a switch. */
+  arg?: string;
+  /** What it does. */
+  help: string;
+  /** The training option whose default it has. */
+  option?: keyof TrainDefaults;
+  /** The data default it has. */
+  data?: keyof typeof DATA_DEFAULTS;
+  /** How the default reads. Default `String`. */
+  show?: (value: unknown) => string;
+}
 
-Data:
-  --data DIR            BEIR dataset directory (or one holding <dataset>/); else
-                        $SELFMARGIN_DATA_DIR/<dataset>, else the local cache
-  --dataset NAME        dataset name for resolution (default scifact)
-  --negatives SRC       bm25 (default) | random | FILE (lines 'qid pos_id neg_id')
-  --bm25-depth N        BM25 negatives are drawn from the top N minus the positives (default 100)
-  --triples FILE        MS MARCO triples 'qid<TAB>pid+<TAB>pid-' (ids, with --queries and
-                        --collection) or 'query<TAB>positive<TAB>negative' (texts)
-  --queries FILE        MS MARCO queries TSV (qid<TAB>text)
-  --collection FILE     MS MARCO collection TSV (pid<TAB>passage)
-  --qrels FILE          MS MARCO TRAIN qrels, for the validation split
-  --max-triples N       read at most N MS MARCO triples
-  --teacher FILE        teacher scores for --loss margin-mse: 'score_pos score_neg qid pid_pos
-                        pid_neg' TSV or JSONL {qid, pos, neg, score_pos, score_neg}
-  --val-queries N|F     validation queries carved from the TRAIN queries: a count, or a
-                        fraction below 1 (default 50; 0 for none)
-  --val-depth K         validation re-ranks each query's BM25 top K (default 100)
+const SECTIONS: [title: string, flags: Flag[]][] = [
+  ["Data", [
+    {
+      name: "data",
+      arg: "DIR",
+      help: "BEIR dataset directory (or one holding <dataset>/); else " +
+        "$SELFMARGIN_DATA_DIR/<dataset>, else the local cache",
+    },
+    { name: "dataset", arg: "NAME", help: "dataset name for resolution", data: "dataset" },
+    {
+      name: "negatives",
+      arg: "SRC",
+      help: "bm25 | random | FILE with lines 'qid pos_id neg_id'",
+      data: "negatives",
+    },
+    {
+      name: "bm25-depth",
+      arg: "N",
+      help: "BM25 negatives are drawn from the top N minus the positives",
+      data: "bm25Depth",
+    },
+    {
+      name: "triples",
+      arg: "FILE",
+      help: "MS MARCO triples 'qid<TAB>pid+<TAB>pid-' (ids, with --queries and --collection) " +
+        "or 'query<TAB>positive<TAB>negative' (texts)",
+    },
+    { name: "queries", arg: "FILE", help: "MS MARCO queries TSV (qid<TAB>text)" },
+    { name: "collection", arg: "FILE", help: "MS MARCO collection TSV (pid<TAB>passage)" },
+    { name: "qrels", arg: "FILE", help: "MS MARCO TRAIN qrels, for the validation split" },
+    { name: "max-triples", arg: "N", help: "read at most N MS MARCO triples" },
+    {
+      name: "teacher",
+      arg: "FILE",
+      help: "teacher scores for --loss margin-mse: 'score_pos score_neg qid pid_pos pid_neg' " +
+        "TSV or JSONL {qid, pos, neg, score_pos, score_neg}",
+    },
+    {
+      name: "val-queries",
+      arg: "N|F",
+      help: "validation queries carved from the TRAIN queries: a count, or a fraction below 1 " +
+        "(default {d}; 0 for none)",
+      data: "valQueries",
+    },
+    {
+      name: "val-depth",
+      arg: "K",
+      help: "validation re-ranks each query's BM25 top K",
+      data: "valDepth",
+    },
+  ]],
+  ["Model and loss", [
+    {
+      name: "model",
+      arg: "NAME",
+      help: "use-lite, a model directory, or a Hub name",
+      data: "model",
+    },
+    { name: "loss", arg: "KIND", help: LOSS_KINDS.join(" | "), option: "loss" },
+    {
+      name: "target",
+      arg: "T",
+      help: "adaptive | distributed | a number: a static margin",
+      option: "target",
+    },
+    { name: "in-batch", help: "margin over every negative of the batch (B x B)" },
+    {
+      name: "per-query",
+      help: "in-batch indexing cos(q_i,p_i) - cos(q_i,n_j) (default indexing: {d})",
+      option: "inBatchIndexing",
+    },
+    { name: "error", arg: "E", help: "l1 | l2 | soft", option: "error" },
+    { name: "detach-target", help: "no gradient through the target" },
+    { name: "scale", arg: "S", help: "InfoNCE logit scale", option: "infonceScale" },
+  ]],
+  ["Optimisation", [
+    { name: "batch-size", arg: "N", help: "triples per step", option: "batchSize" },
+    { name: "query-length", arg: "N", help: "query tokens", option: "queryLength" },
+    {
+      name: "doc-length",
+      arg: "N",
+      help: "document tokens (default {d}; clamped to the model's maximum)",
+      option: "docLength",
+    },
+    {
+      name: "lr",
+      arg: "X",
+      help: "peak learning rate (default {d}, the reference's)",
+      option: "lr",
+    },
+    {
+      name: "weight-decay",
+      arg: "X",
+      help: "AdamW decoupled weight decay (default {d}: Adam, as the reference)",
+      option: "weightDecay",
+    },
+    {
+      name: "schedule",
+      arg: "S",
+      help: `${
+        SCHEDULE_KINDS.join(" | ")
+      } (default {d}; exponential multiplies by --gamma per step)`,
+      option: "schedule",
+    },
+    { name: "gamma", arg: "X", help: "exponential decay per step", option: "gamma" },
+    { name: "warmup", arg: "N", help: "linear warm-up steps", option: "warmup" },
+    {
+      name: "clip",
+      arg: "X",
+      help: "clip the global gradient norm to X (default: {d})",
+      option: "maxGradNorm",
+      show: (v) => v === Infinity ? "off, norm measured" : String(v),
+    },
+    { name: "max-steps", arg: "N", help: "stop after N steps" },
+    { name: "epochs", arg: "N", help: "passes over the triples (default 1 without --max-steps)" },
+    {
+      name: "eval-every",
+      arg: "N",
+      help: "validate and checkpoint every N steps",
+      option: "evalEvery",
+    },
+    {
+      name: "patience",
+      arg: "N",
+      help: "stop after N validations without improvement",
+      option: "patience",
+    },
+    {
+      name: "seed",
+      arg: "S",
+      help: "seed of negatives, validation split and data order",
+      option: "seed",
+    },
+  ]],
+  ["Output", [
+    {
+      name: "out",
+      arg: "DIR",
+      help: "output directory: last/, best/ (model directories), log.jsonl, args.json; " +
+        "refused when it already holds a run (any of these), so nothing is overwritten. " +
+        "While a run uses it, DIR/.lock names its pid; a second run on DIR is refused",
+    },
+    {
+      name: "resume",
+      help: "continue the run in --out from last/ (same flags and data); a save interrupted " +
+        "mid-way (last.old/) is recovered",
+    },
+    {
+      name: "break-lock",
+      help: "take over a stale DIR/.lock (its run no longer runs on this host); never a live " +
+        "one, nor one of another host",
+    },
+    {
+      name: "stop-after",
+      arg: "N",
+      help: "stop after N steps of this invocation, saving last/ (then --resume)",
+    },
+    { name: "quiet", help: "no progress bar" },
+    { name: "help", help: "this text" },
+  ]],
+];
 
-Model and loss:
-  --model NAME          use-lite (default), a model directory, or a Hub name
-  --loss KIND           margin (default) | margin-mse | infonce
-  --target T            adaptive (default) | distributed | a number (static margin)
-  --in-batch            margin over every negative of the batch (B x B)
-  --per-query           in-batch indexing cos(q_i,p_i) - cos(q_i,n_j) (default: the reference's)
-  --error E             l1 | l2 (default) | soft
-  --detach-target       no gradient through the target
-  --scale S             InfoNCE logit scale (default 20)
+/** Words of `text` in lines of at most `width` characters. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
 
-Optimisation:
-  --batch-size N        triples per step (default 32)
-  --query-length N      query tokens (default 20)
-  --doc-length N        document tokens (default 200; clamped to the model's maximum)
-  --lr X                peak learning rate (default 5e-7, the reference's)
-  --weight-decay X      AdamW decoupled weight decay (default 0: Adam, as the reference)
-  --schedule S          constant (default) | linear | exponential (gamma 0.99999 per step)
-  --gamma X             exponential decay per step (default 0.99999)
-  --warmup N            linear warm-up steps (default 0)
-  --clip X              clip the global gradient norm to X (default: off, norm measured)
-  --max-steps N         stop after N steps
-  --epochs N            passes over the triples (default 1 without --max-steps)
-  --eval-every N        validate and checkpoint every N steps (default 500)
-  --patience N          stop after N validations without improvement (default 16)
-  --seed S              seed of negatives, validation split and data order (default 1)
+/** A flag's help text with its default, read from `defaults`. */
+function flagHelp(f: Flag, defaults: TrainDefaults): string {
+  const value = f.option !== undefined
+    ? defaults[f.option]
+    : f.data !== undefined
+    ? DATA_DEFAULTS[f.data]
+    : undefined;
+  if (value === undefined) return f.help;
+  const shown = (f.show ?? String)(value);
+  return f.help.includes("{d}") ? f.help.replace("{d}", shown) : `${f.help} (default ${shown})`;
+}
 
-Output:
-  --out DIR             output directory: last/, best/ (model directories), log.jsonl,
-                        args.json; refused when it already holds a run (any of these), so
-                        nothing is overwritten. While a run uses it, DIR/.lock names its pid;
-                        a second run on DIR is refused
-  --resume              continue the run in --out from last/ (same flags and data); a save
-                        interrupted mid-way (last.old/) is recovered
-  --break-lock          take over a stale DIR/.lock (its run no longer runs on this host);
-                        never a live one, nor one of another host
-  --stop-after N        stop after N steps of this invocation, saving last/ (then --resume)
-  --quiet               no progress bar
-  -h, --help            this text`;
+/**
+ * The `--help` text; every default shown is read from `defaults` (the training options') or
+ * from the data flags' defaults, so it cannot drift from what `train` does.
+ *
+ * @example
+ * ```ts
+ * console.log(helpText());
+ * ```
+ */
+export function helpText(defaults: TrainDefaults = DEFAULT_TRAIN_OPTIONS): string {
+  const out = [
+    "deno task train — fine-tune a bi-encoder (self-distillation with relevance margins)",
+    "",
+    "  deno task train --data DIR --out DIR [options]              (BEIR directory, " +
+    "qrels/train.tsv)",
+    "  deno task train --triples FILE --queries FILE --collection FILE [--qrels FILE] " +
+    "--out DIR ...",
+    "                                                              (MS MARCO TSV files)",
+  ];
+  for (const [title, flags] of SECTIONS) {
+    out.push("", `${title}:`);
+    for (const f of flags) {
+      const name = (f.name === "help" ? "-h, --help" : `--${f.name}`) + (f.arg ? ` ${f.arg}` : "");
+      const [first, ...rest] = wrap(flagHelp(f, defaults), 100 - 24);
+      out.push(`  ${name.padEnd(21)} ${first}`, ...rest.map((l) => " ".repeat(24) + l));
+    }
+  }
+  return out.join("\n");
+}
 
 function fail(message: string): never {
   console.error(`train: ${message}`);
   Deno.exit(2);
 }
 
-function num(v: string | undefined, name: string, dflt: number, int = false): number {
-  if (v === undefined) return dflt;
+/** `v` as a number (an integer with `int`), or undefined when absent; else exits naming `name`. */
+function num(v: string | undefined, name: string, int = false): number | undefined {
+  if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n) || (int && !Number.isInteger(n))) {
     fail(`${name} expects ${int ? "an integer" : "a number"}, got '${v}'`);
@@ -104,88 +303,66 @@ function num(v: string | undefined, name: string, dflt: number, int = false): nu
   return n;
 }
 
+/** Every flag of {@link SECTIONS}, as `parseArgs` options. */
+function parseOptions() {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  for (const [, flags] of SECTIONS) {
+    for (const f of flags) {
+      options[f.name] = { type: f.arg ? "string" : "boolean" };
+      if (f.name === "help") options[f.name].short = "h";
+    }
+  }
+  return options;
+}
+
 async function main(): Promise<void> {
-  let parsed;
+  let values: Record<string, string | boolean | undefined>;
   try {
-    parsed = parseArgs({
-      args: Deno.args,
-      options: {
-        data: { type: "string" },
-        dataset: { type: "string", default: "scifact" },
-        negatives: { type: "string", default: "bm25" },
-        "bm25-depth": { type: "string" },
-        triples: { type: "string" },
-        queries: { type: "string" },
-        collection: { type: "string" },
-        qrels: { type: "string" },
-        "max-triples": { type: "string" },
-        teacher: { type: "string" },
-        "val-queries": { type: "string" },
-        "val-depth": { type: "string" },
-        model: { type: "string", default: "use-lite" },
-        loss: { type: "string", default: "margin" },
-        target: { type: "string", default: "adaptive" },
-        "in-batch": { type: "boolean", default: false },
-        "per-query": { type: "boolean", default: false },
-        error: { type: "string", default: "l2" },
-        "detach-target": { type: "boolean", default: false },
-        scale: { type: "string" },
-        "batch-size": { type: "string" },
-        "query-length": { type: "string" },
-        "doc-length": { type: "string" },
-        lr: { type: "string" },
-        "weight-decay": { type: "string" },
-        schedule: { type: "string", default: "constant" },
-        gamma: { type: "string" },
-        warmup: { type: "string" },
-        clip: { type: "string" },
-        "max-steps": { type: "string" },
-        epochs: { type: "string" },
-        "eval-every": { type: "string" },
-        patience: { type: "string" },
-        seed: { type: "string" },
-        out: { type: "string" },
-        resume: { type: "boolean", default: false },
-        "break-lock": { type: "boolean", default: false },
-        "stop-after": { type: "string" },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      allowPositionals: false,
-    });
+    values = parseArgs({ args: Deno.args, options: parseOptions(), allowPositionals: false })
+      .values;
   } catch (e) {
     fail(`${(e as Error).message} (see --help)`);
   }
-  const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
+  // Flags by name; an absent one is undefined, so the training options' defaults apply.
+  const str = (name: string) => values[name] as string | undefined;
+  const on = (name: string) => values[name] === true;
+  const int = (name: string) => num(str(name), `--${name}`, true);
+  if (on("help")) {
+    console.log(helpText());
     return;
   }
-  if (!v.out) fail("--out DIR is required");
-  const loss = v.loss as LossKind;
-  if (!["margin", "margin-mse", "infonce"].includes(loss)) {
-    fail(`--loss must be margin, margin-mse or infonce, got '${v.loss}'`);
+  const out = str("out");
+  if (!out) fail("--out DIR is required");
+  const loss = str("loss") as LossKind | undefined;
+  if (loss !== undefined && !LOSS_KINDS.includes(loss)) {
+    fail(`--loss must be ${LOSS_KINDS.join(", ")}, got '${loss}'`);
   }
-  if (!["constant", "linear", "exponential"].includes(v.schedule!)) {
-    fail(`--schedule must be constant, linear or exponential, got '${v.schedule}'`);
+  const schedule = str("schedule") as ScheduleKind | undefined;
+  if (schedule !== undefined && !(SCHEDULE_KINDS as readonly string[]).includes(schedule)) {
+    fail(`--schedule must be ${SCHEDULE_KINDS.join(", ")}, got '${schedule}'`);
   }
-  if (!["l1", "l2", "soft"].includes(v.error!)) fail(`--error must be l1, l2 or soft`);
-  const target = v.target === "adaptive" || v.target === "distributed"
-    ? v.target
-    : num(v.target, "--target", 0);
-  const seed = num(v.seed, "--seed", 1, true);
-  const valArg = num(v["val-queries"], "--val-queries", 50);
+  const error = str("error") as MarginError | undefined;
+  if (error !== undefined && !["l1", "l2", "soft"].includes(error)) {
+    fail(`--error must be l1, l2 or soft`);
+  }
+  const targetArg = str("target");
+  const target = targetArg === undefined || targetArg === "adaptive" ||
+      targetArg === "distributed"
+    ? targetArg
+    : num(targetArg, "--target");
+  const seed = int("seed") ?? DEFAULT_TRAIN_OPTIONS.seed;
+  const valArg = num(str("val-queries"), "--val-queries") ?? DATA_DEFAULTS.valQueries;
   const validationSpec = valArg === 0
     ? undefined
     : valArg < 1
     ? { fraction: valArg }
     : { count: Math.round(valArg) };
-  const valDepth = num(v["val-depth"], "--val-depth", 100, true);
+  const valDepth = int("val-depth") ?? DATA_DEFAULTS.valDepth;
   const say = (m: string) => console.error(m);
   // Refuse a used or locked --out before loading data; the lock is held until the end.
-  await checkOutDir(v.out, v.resume!);
-  await using lock = await lockDir(v.out, {
-    breakStale: v["break-lock"],
+  await checkOutDir(out, on("resume"));
+  await using lock = await lockDir(out, {
+    breakStale: on("break-lock"),
     breakHint: "pass --break-lock",
   });
   if (lock.broken) {
@@ -198,33 +375,38 @@ async function main(): Promise<void> {
   let validation: QuerySet | undefined;
   let bm25: Bm25Index | undefined;
   const t0 = performance.now();
-  if (v.triples) {
-    if (!v.queries || !v.collection) {
+  const triplesPath = str("triples"), qrelsPath = str("qrels");
+  if (triplesPath) {
+    const queries = str("queries"), collection = str("collection");
+    if (!queries || !collection) {
       fail("--triples needs --queries and --collection (ids), or use text triples without them");
     }
     const ms = await loadMsMarcoTraining({
-      triples: v.triples,
-      queries: v.queries,
-      collection: v.collection,
-      qrels: v.qrels,
-      validation: v.qrels ? validationSpec : undefined,
+      triples: triplesPath,
+      queries,
+      collection,
+      qrels: qrelsPath,
+      validation: qrelsPath ? validationSpec : undefined,
       seed,
-      limit: v["max-triples"] ? num(v["max-triples"], "--max-triples", 0, true) : undefined,
+      limit: int("max-triples"),
     });
     triples = ms.triples;
     corpus = ms.corpus;
     validation = ms.validation;
-    if (!v.qrels) say("no --qrels: training without validation");
+    if (!qrelsPath) say("no --qrels: training without validation");
   } else {
-    const dir = await resolveDataset(v.dataset!, { data: v.data });
+    const dir = await resolveDataset(str("dataset") ?? DATA_DEFAULTS.dataset, {
+      data: str("data"),
+    });
     const beir = await loadBeirTraining(dir, validationSpec, seed);
     corpus = beir.corpus;
     validation = beir.validation;
-    const negatives: NegativeSource = v.negatives === "bm25"
-      ? { kind: "bm25", depth: num(v["bm25-depth"], "--bm25-depth", 100, true) }
-      : v.negatives === "random"
+    const negativesArg = str("negatives") ?? DATA_DEFAULTS.negatives;
+    const negatives: NegativeSource = negativesArg === "bm25"
+      ? { kind: "bm25", depth: int("bm25-depth") ?? DATA_DEFAULTS.bm25Depth }
+      : negativesArg === "random"
       ? { kind: "random" }
-      : { kind: "file", path: v.negatives! };
+      : { kind: "file", path: negativesArg };
     if (negatives.kind === "bm25" || validation) {
       say(`indexing ${corpus.length} documents for BM25`);
       bm25 = Bm25Index.build(corpus);
@@ -241,8 +423,9 @@ async function main(): Promise<void> {
   }
   let teacher: { pos: Float32Array; neg: Float32Array } | undefined;
   if (loss === "margin-mse") {
-    if (!v.teacher) fail("--loss margin-mse needs --teacher FILE");
-    teacher = teacherScoresFor(triples, await readTeacherScores(v.teacher));
+    const teacherPath = str("teacher");
+    if (!teacherPath) fail("--loss margin-mse needs --teacher FILE");
+    teacher = teacherScoresFor(triples, await readTeacherScores(teacherPath));
   }
   const val = validation
     ? validationData(corpus, validation, valDepth, bm25 ?? Bm25Index.build(corpus))
@@ -251,45 +434,47 @@ async function main(): Promise<void> {
 
   // ---- model and training -------------------------------------------------------------------
   const gpu = await getGpu();
-  const model = await loadEncoder(gpu, v.model!);
+  const model = await loadEncoder(gpu, str("model") ?? DATA_DEFAULTS.model);
+  // Absent flags are undefined: train fills in DEFAULT_TRAIN_OPTIONS.
   const opts: TrainOptions = {
     loss,
     target,
-    inBatch: v["in-batch"],
-    inBatchIndexing: v["per-query"] ? "per-query" : "reference",
-    error: v.error as "l1" | "l2" | "soft",
-    detachTarget: v["detach-target"],
-    infonceScale: v.scale ? num(v.scale, "--scale", 20) : undefined,
-    batchSize: num(v["batch-size"], "--batch-size", 32, true),
-    queryLength: num(v["query-length"], "--query-length", 20, true),
-    docLength: num(v["doc-length"], "--doc-length", 200, true),
-    lr: num(v.lr, "--lr", 5e-7),
-    weightDecay: num(v["weight-decay"], "--weight-decay", 0),
-    schedule: v.schedule as "constant" | "linear" | "exponential",
-    gamma: v.gamma ? num(v.gamma, "--gamma", 0.99999) : undefined,
-    warmup: num(v.warmup, "--warmup", 0, true),
-    maxGradNorm: v.clip ? num(v.clip, "--clip", Infinity) : Infinity,
-    maxSteps: v["max-steps"] ? num(v["max-steps"], "--max-steps", 0, true) : undefined,
-    epochs: v.epochs ? num(v.epochs, "--epochs", 1, true) : undefined,
-    evalEvery: num(v["eval-every"], "--eval-every", 500, true),
-    patience: num(v.patience, "--patience", 16, true),
+    inBatch: on("in-batch"),
+    inBatchIndexing: on("per-query") ? "per-query" : undefined,
+    error,
+    detachTarget: on("detach-target"),
+    infonceScale: num(str("scale"), "--scale"),
+    batchSize: int("batch-size"),
+    queryLength: int("query-length"),
+    docLength: int("doc-length"),
+    lr: num(str("lr"), "--lr"),
+    weightDecay: num(str("weight-decay"), "--weight-decay"),
+    schedule,
+    gamma: num(str("gamma"), "--gamma"),
+    warmup: int("warmup"),
+    maxGradNorm: num(str("clip"), "--clip"),
+    maxSteps: int("max-steps"),
+    epochs: int("epochs"),
+    evalEvery: int("eval-every"),
+    patience: int("patience"),
     seed,
-    outDir: v.out,
-    resume: v.resume,
+    outDir: out,
+    resume: on("resume"),
     lock,
     // args.json: written by train once a fresh run is accepted, never by a refused one.
     args: { args: Deno.args, seed, adapter: gpu.adapterName },
-    stopAfter: v["stop-after"] ? num(v["stop-after"], "--stop-after", 0, true) : undefined,
-    progress: !v.quiet,
+    stopAfter: int("stop-after"),
+    onEvent: trainProgress({ silent: on("quiet") }),
     log: say,
   };
-  if (opts.docLength > model.maxLength || opts.queryLength > model.maxLength) {
+  const { docLength, queryLength } = withTrainDefaults(opts);
+  if (docLength > model.maxLength || queryLength > model.maxLength) {
     say(`lengths clamped to the model's maximum of ${model.maxLength} tokens`);
   }
   const result = await train(gpu, model, { triples, teacher, validation: val }, opts);
   const s = result.state;
   console.log(JSON.stringify({
-    out: v.out,
+    out,
     steps: s.step,
     total_steps: result.totalSteps,
     stop_reason: s.stopReason,
