@@ -20,7 +20,8 @@ import { pairedBootstrapCi, pairedTTest, tost } from "../src/eval/stats.ts";
 import { loadEncoder } from "../src/models/load.ts";
 import type { LoadedEncoder } from "../src/models/hf.ts";
 import { beirTriples, loadBeirTraining, validationData } from "../src/train/data.ts";
-import { train } from "../src/train/trainer.ts";
+import { type StepEvent, train, type ValidationEvent } from "../src/train/trainer.ts";
+import { trainProgress } from "../src/cli/train_progress.ts";
 import { deltaChart, lineChart } from "../src/report/plots.ts";
 
 const HELP = `deno task demo — fine-tune USE-lite on SciFact with self-distillation and report
@@ -184,6 +185,9 @@ async function main() {
 
   const trainDir = `${o.out}/training`;
   await Deno.remove(trainDir, { recursive: true }).catch(() => {});
+  // The run's events draw the progress bar and feed the plots.
+  const bar = trainProgress();
+  const steps: StepEvent[] = [], validations: ValidationEvent[] = [];
   const result = await stage(
     "fine-tuning",
     () =>
@@ -200,7 +204,11 @@ async function main() {
         patience: o.patience,
         seed: o.seed,
         outDir: trainDir,
-        progress: true,
+        onEvent: (e) => {
+          if (e.type === "step") steps.push(e);
+          if (e.type === "validation") validations.push(e);
+          return bar(e);
+        },
         log: say,
       }),
   );
@@ -227,10 +235,7 @@ async function main() {
     fine_tuned: tableRow(test.qrels, tunedRun),
   };
 
-  // Plots from the training log.
-  const log = await readJsonl(`${trainDir}/log.jsonl`);
-  const steps = log.filter((r) => r.type === "step");
-  const validations = log.filter((r) => r.type === "validation");
+  // Plots from the training run's events.
   await Deno.writeTextFile(
     `${o.out}/training_loss.svg`,
     await lineChart(lossSeries(steps), {
@@ -371,8 +376,7 @@ checkpoints).
 }
 
 /** Per-step losses and their running mean over the last 10 steps, as two plot series. */
-// deno-lint-ignore no-explicit-any
-function lossSeries(steps: any[]): Record<string, unknown>[] {
+function lossSeries(steps: StepEvent[]): Record<string, unknown>[] {
   const rows: Record<string, unknown>[] = [];
   steps.forEach((r, i) => {
     const window = steps.slice(Math.max(0, i - 9), i + 1);
@@ -381,17 +385,6 @@ function lossSeries(steps: any[]): Record<string, unknown>[] {
     rows.push({ step: r.step, loss: mean, series: "10-batch mean" });
   });
   return rows;
-}
-
-// deno-lint-ignore no-explicit-any
-async function readJsonl(path: string): Promise<any[]> {
-  try {
-    return (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim()).map((l) =>
-      JSON.parse(l)
-    );
-  } catch {
-    return [];
-  }
 }
 
 async function copyDir(from: string, to: string): Promise<void> {

@@ -1,7 +1,7 @@
 // The main job end to end on a tiny BEIR-layout dataset made here (the real run takes minutes):
 // every stage runs and the outputs keep the contract of DESIGN.md (metrics.json with zero_shot
-// and fine_tuned keyed by trec_eval names and wall_seconds, report.md, SVG plots, a model
-// directory that loads back, TREC runs).
+// and fine_tuned keyed by trec_eval names and wall_seconds, report.md, SVG plots with their data,
+// a model directory that loads back, TREC runs).
 import { ok, strictEqual } from "node:assert/strict";
 import { getGpu } from "../src/gpu/device.ts";
 import { loadEncoder } from "../src/models/load.ts";
@@ -89,6 +89,9 @@ Deno.test("deno task demo runs every stage and writes the contract's outputs", a
     for (const f of ["training_loss.svg", "validation_ndcg10.svg", "per_query_ndcg10_change.svg"]) {
       ok((await Deno.readTextFile(`${out}/${f}`)).startsWith("<svg"), f);
     }
+    // The validation curve has its points: steps 0, 1 and 2 (--eval-every 1).
+    const curve = await Deno.readTextFile(`${out}/validation_ndcg10.svg`);
+    strictEqual(curve.split('aria-roledescription="point"').length - 1, 3);
     for (const f of ["bm25.run", "zero_shot.run", "fine_tuned.run"]) {
       ok((await Deno.readTextFile(`${out}/${f}`)).split("\n").length > 2, f);
     }
