@@ -25,6 +25,7 @@ import {
 } from "../src/train/data.ts";
 import {
   checkOutDir,
+  checkTrainOptions,
   DEFAULT_TRAIN_OPTIONS,
   LOSS_KINDS,
   type LossKind,
@@ -359,6 +360,38 @@ async function main(): Promise<void> {
     : { count: Math.round(valArg) };
   const valDepth = int("val-depth") ?? DATA_DEFAULTS.valDepth;
   const say = (m: string) => console.error(m);
+  // Absent flags are undefined: train fills in DEFAULT_TRAIN_OPTIONS. Every value is checked
+  // here, before the output directory, the data or the model is touched.
+  const flagOptions: TrainOptions = {
+    loss,
+    target,
+    inBatch: on("in-batch"),
+    inBatchIndexing: on("per-query") ? "per-query" : undefined,
+    error,
+    detachTarget: on("detach-target"),
+    infonceScale: num(str("scale"), "--scale"),
+    batchSize: int("batch-size"),
+    queryLength: int("query-length"),
+    docLength: int("doc-length"),
+    lr: num(str("lr"), "--lr"),
+    weightDecay: num(str("weight-decay"), "--weight-decay"),
+    schedule,
+    gamma: num(str("gamma"), "--gamma"),
+    warmup: int("warmup"),
+    maxGradNorm: num(str("clip"), "--clip"),
+    maxSteps: int("max-steps"),
+    epochs: int("epochs"),
+    evalEvery: int("eval-every"),
+    patience: int("patience"),
+    seed,
+    outDir: out,
+    stopAfter: int("stop-after"),
+  };
+  try {
+    checkTrainOptions(flagOptions);
+  } catch (e) {
+    fail((e as Error).message);
+  }
   // Refuse a used or locked --out before loading data; the lock is held until the end.
   await checkOutDir(out, on("resume"));
   await using lock = await lockDir(out, {
@@ -435,35 +468,12 @@ async function main(): Promise<void> {
   // ---- model and training -------------------------------------------------------------------
   const gpu = await getGpu();
   const model = await loadEncoder(gpu, str("model") ?? DATA_DEFAULTS.model);
-  // Absent flags are undefined: train fills in DEFAULT_TRAIN_OPTIONS.
   const opts: TrainOptions = {
-    loss,
-    target,
-    inBatch: on("in-batch"),
-    inBatchIndexing: on("per-query") ? "per-query" : undefined,
-    error,
-    detachTarget: on("detach-target"),
-    infonceScale: num(str("scale"), "--scale"),
-    batchSize: int("batch-size"),
-    queryLength: int("query-length"),
-    docLength: int("doc-length"),
-    lr: num(str("lr"), "--lr"),
-    weightDecay: num(str("weight-decay"), "--weight-decay"),
-    schedule,
-    gamma: num(str("gamma"), "--gamma"),
-    warmup: int("warmup"),
-    maxGradNorm: num(str("clip"), "--clip"),
-    maxSteps: int("max-steps"),
-    epochs: int("epochs"),
-    evalEvery: int("eval-every"),
-    patience: int("patience"),
-    seed,
-    outDir: out,
+    ...flagOptions,
     resume: on("resume"),
     lock,
     // args.json: written by train once a fresh run is accepted, never by a refused one.
     args: { args: Deno.args, seed, adapter: gpu.adapterName },
-    stopAfter: int("stop-after"),
     onEvent: trainProgress({ silent: on("quiet") }),
     log: say,
   };

@@ -152,3 +152,43 @@ Deno.test("library code imports nothing from src/cli/ (only scripts draw bars)",
   }
   deepStrictEqual(offenders, known);
 });
+
+Deno.test("bad option values are refused before --out, the data or the model is touched", async () => {
+  const out = await Deno.makeTempDir();
+  await Deno.remove(out); // the directory must not be created by a refused run
+  const cases: [string[], RegExp][] = [
+    [["--query-length", "0"], /queryLength must be a positive integer: 0/],
+    [["--lr=-1"], /learning rate must be finite and >= 0: -1/],
+    [["--target", "distributed", "--in-batch"], /distributed targets cannot be combined/],
+    [["--clip", "0"], /maxGradNorm must be positive/],
+  ];
+  for (const [flags, pattern] of cases) {
+    const t0 = performance.now();
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "scripts/train.ts",
+        "--data",
+        "/nonexistent-data",
+        "--out",
+        out,
+        ...flags,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const stderr = new TextDecoder().decode(r.stderr).trim();
+    strictEqual(r.code, 2, `${flags.join(" ")}: ${stderr}`);
+    ok(pattern.test(stderr), `${flags.join(" ")}: ${stderr}`);
+    ok(!stderr.includes("    at "), `a stack trace: ${stderr}`);
+    // The data path does not exist: had it been read first, the message would be about it.
+    ok(!/nonexistent-data/.test(stderr), stderr);
+    ok(performance.now() - t0 < 60_000);
+    await Deno.stat(out).then(
+      () => ok(false, `${flags.join(" ")} created ${out}`),
+      (e) => ok(e instanceof Deno.errors.NotFound),
+    );
+  }
+});

@@ -179,6 +179,66 @@ export function withTrainDefaults(opts: TrainOptions): ResolvedTrainOptions {
   return out as unknown as ResolvedTrainOptions;
 }
 
+/**
+ * Checks every option's value on its own, before any data or model is loaded: positive counts
+ * and lengths, a known loss and a loss configuration the margin loss accepts, finite
+ * non-negative rates. Throws `RangeError` naming the option. {@link planTraining} runs it too,
+ * then checks the options against the data.
+ *
+ * @example
+ * ```ts
+ * checkTrainOptions({ outDir: "runs/x", queryLength: 0 }); // RangeError: queryLength ...
+ * ```
+ */
+export function checkTrainOptions(options: TrainOptions): ResolvedTrainOptions {
+  const opts = withTrainDefaults(options);
+  for (
+    const name of [
+      "batchSize",
+      "queryLength",
+      "docLength",
+      "maxSteps",
+      "epochs",
+      "evalEvery",
+      "patience",
+      "stopAfter",
+    ] as const
+  ) checkPositiveInt(name, opts[name]);
+  if (!(Number.isInteger(opts.warmup) && opts.warmup >= 0)) {
+    throw new RangeError(`warmup must be a non-negative integer: ${opts.warmup}`);
+  }
+  if (!(Number.isFinite(opts.lr) && opts.lr >= 0)) {
+    throw new RangeError(`learning rate must be finite and >= 0: ${opts.lr}`);
+  }
+  if (!(Number.isFinite(opts.weightDecay) && opts.weightDecay >= 0)) {
+    throw new RangeError(`weightDecay must be finite and >= 0: ${opts.weightDecay}`);
+  }
+  if (!(opts.gamma > 0 && opts.gamma <= 1)) {
+    throw new RangeError(`gamma must be in (0, 1]: ${opts.gamma}`);
+  }
+  if (!(opts.maxGradNorm > 0)) {
+    throw new RangeError(
+      `maxGradNorm must be positive (Infinity: no clipping): ${opts.maxGradNorm}`,
+    );
+  }
+  if (!LOSS_KINDS.includes(opts.loss)) {
+    throw new RangeError(`unknown loss ${opts.loss} (${LOSS_KINDS.join(", ")})`);
+  }
+  if (opts.loss === "infonce" && !(Number.isFinite(opts.infonceScale) && opts.infonceScale > 0)) {
+    throw new RangeError(`infonceScale must be a positive number: ${opts.infonceScale}`);
+  }
+  if (opts.loss === "margin") {
+    resolveMarginOptions({
+      target: opts.target,
+      inBatch: opts.inBatch,
+      error: opts.error,
+      detachTarget: opts.detachTarget,
+      inBatchIndexing: opts.inBatchIndexing,
+    });
+  }
+  return opts;
+}
+
 /** What a run does with its options on its data: see {@link planTraining}. */
 export interface TrainPlan {
   /** The options, defaults filled in. */
@@ -212,18 +272,9 @@ export function planTraining(
   options: TrainOptions,
   data: { triples: number; teacher: boolean },
 ): TrainPlan {
-  const opts = withTrainDefaults(options);
+  const opts = checkTrainOptions(options);
   const B = opts.batchSize;
-  checkPositiveInt("batchSize", B);
-  checkPositiveInt("maxSteps", opts.maxSteps);
-  checkPositiveInt("epochs", opts.epochs);
-  checkPositiveInt("evalEvery", opts.evalEvery);
-  checkPositiveInt("patience", opts.patience);
-  checkPositiveInt("stopAfter", opts.stopAfter);
   const loss = opts.loss;
-  if (!LOSS_KINDS.includes(loss)) {
-    throw new RangeError(`unknown loss ${loss} (${LOSS_KINDS.join(", ")})`);
-  }
   if (loss === "margin-mse" && !data.teacher) throw new Error("Margin-MSE needs teacher scores");
   if (B < 2 && loss === "infonce") throw new RangeError("InfoNCE needs at least 2 triples a batch");
   const n = data.triples;

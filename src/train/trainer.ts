@@ -42,7 +42,13 @@ import {
 } from "./checkpoint.ts";
 import { createRunLog, RunLog, truncateLog } from "./run_log.ts";
 
-export { DEFAULT_TRAIN_OPTIONS, LOSS_KINDS, planTraining, withTrainDefaults } from "./options.ts";
+export {
+  checkTrainOptions,
+  DEFAULT_TRAIN_OPTIONS,
+  LOSS_KINDS,
+  planTraining,
+  withTrainDefaults,
+} from "./options.ts";
 export type {
   LossKind,
   ResolvedTrainOptions,
