@@ -147,6 +147,7 @@ export type {
   DenseRetrieveOptions,
   EmbeddingMatrix,
   EncodeCachedOptions,
+  EncodeProgress,
   RerankOptions,
   Retrieved,
   RetrieveOptions,

@@ -23,6 +23,7 @@ import { beirTriples, loadBeirTraining, validationData } from "../src/train/data
 import { type StepEvent, train, type ValidationEvent } from "../src/train/trainer.ts";
 import { trainProgress } from "../src/cli/train_progress.ts";
 import { deltaChart, lineChart } from "../src/report/plots.ts";
+import { encodeProgress } from "../src/cli/progress.ts";
 
 const HELP = `deno task demo — fine-tune USE-lite on SciFact with self-distillation and report
 
@@ -160,7 +161,7 @@ async function main() {
         k: o.k,
         maxLength: o.evalLength,
         cacheDir,
-        progress: true,
+        onProgress: encodeProgress(),
         log: say,
       }));
 

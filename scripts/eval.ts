@@ -36,6 +36,7 @@ import { pairedBootstrapCi, pairedTTest, tost } from "../src/eval/stats.ts";
 import { denseRetrieve, embeddingCacheDir, rerank } from "../src/eval/dense.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { atomicFile } from "../src/util/fs.ts";
+import { encodeProgress } from "../src/cli/progress.ts";
 
 const HELP = `deno task eval — trec_eval-exact evaluation, BM25 baseline, paired comparison
 
@@ -295,7 +296,7 @@ async function main(argv: string[]): Promise<void> {
       maxLength,
       batchSize,
       cacheDir: v["no-cache"] ? null : (cacheDir ?? embeddingCacheDir()),
-      progress: true,
+      onProgress: encodeProgress(),
       log: (m: string) => console.error(m),
     };
     const t0 = performance.now();

@@ -305,3 +305,25 @@ export class ProgressBar {
     }
   }
 }
+
+/**
+ * An `onProgress` for `encodeCached`, `denseRetrieve` and `rerank` (src/eval/dense.ts) that draws
+ * one progress bar per label on stderr (`silent`: none).
+ */
+export function encodeProgress(
+  options: { silent?: boolean } = {},
+): (label: string, done: number, total: number, tokens: number) => void {
+  let bar: ProgressBar | null = null;
+  let current = "";
+  return (label, done, total, tokens) => {
+    if (!bar || label !== current) {
+      bar = new ProgressBar(label, { total, unit: "texts", silent: options.silent });
+      current = label;
+    }
+    if (done >= total) {
+      bar.update(done, `${tokens} tokens`);
+      bar.finish(`${tokens} tokens`);
+      bar = null;
+    } else bar.update(done, `${tokens} tokens`);
+  };
+}

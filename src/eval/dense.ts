@@ -25,7 +25,6 @@
  *
  * @module
  */
-import { ProgressBar } from "../cli/progress.ts";
 import { type Doc, docText, type Run } from "../data/types.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { synchronize } from "../gpu/kernels.ts";
@@ -383,6 +382,9 @@ export async function writeEmbeddingCache(
   }
 }
 
+/** Progress of an encoding: its label, texts done of `total`, and tokens so far. */
+export type EncodeProgress = (label: string, done: number, total: number, tokens: number) => void;
+
 /** Options of {@link encodeCached}. */
 export interface EncodeCachedOptions {
   /** Cache directory; null disables the cache. Default {@link embeddingCacheDir}. */
@@ -393,10 +395,13 @@ export interface EncodeCachedOptions {
   maxLength?: number;
   /** Texts per batch. Default 64. */
   batchSize?: number;
-  /** Label of the progress bar (stderr). */
+  /** What is being encoded (e.g. `encode corpus`), for notes and progress. */
   label?: string;
-  /** Show a progress bar on stderr. Default false. */
-  progress?: boolean;
+  /**
+   * Called as encoding goes: the label, texts done of the total, tokens so far; `done ===
+   * total` once at the end. Scripts draw a progress bar from it ({@link EncodeProgress}).
+   */
+  onProgress?: EncodeProgress;
   /** Where notes go (cache hits, ignored cache files). Default: nowhere. */
   log?: (message: string) => void;
 }
@@ -435,17 +440,17 @@ export async function encodeCached(
       return { ...hit, cached: true };
     }
   }
-  const bar = new ProgressBar(opts.label ?? "encode", {
-    total: texts.length,
-    unit: "texts",
-    silent: !opts.progress,
-  });
+  const label = opts.label ?? "encode";
+  let tokensSoFar = 0;
   const emb = await encodeTexts(gpu, model, texts, {
     batchSize: opts.batchSize,
     maxLength,
-    onProgress: (done, tokens) => bar.update(done, `${tokens} tokens`),
+    onProgress: (done, tokens) => {
+      tokensSoFar = tokens;
+      if (done < texts.length) opts.onProgress?.(label, done, texts.length, tokens);
+    },
   });
-  bar.finish();
+  opts.onProgress?.(label, texts.length, texts.length, tokensSoFar);
   if (emb.truncated > 0) {
     log(
       `${
@@ -491,7 +496,7 @@ export interface DenseRetrieveOptions extends Omit<EncodeCachedOptions, "label">
  * @example
  * ```ts
  * const model = await loadEncoder(gpu, "use-lite");
- * const run = await denseRetrieve(gpu, model, { corpus, queries, k: 100, progress: true });
+ * const run = await denseRetrieve(gpu, model, { corpus, queries, k: 100 });
  * ```
  */
 export async function denseRetrieve(
