@@ -46,6 +46,7 @@ const DATA_DEFAULTS = Object.freeze({
   dataset: "scifact",
   negatives: "bm25",
   bm25Depth: 100,
+  negativesPerPositive: 1,
   valQueries: 50,
   valDepth: 100,
   model: "use-lite",
@@ -91,6 +92,12 @@ const SECTIONS: [title: string, flags: Flag[]][] = [
       arg: "N",
       help: "BM25 negatives are drawn from the top N minus the positives",
       data: "bm25Depth",
+    },
+    {
+      name: "negatives-per-positive",
+      arg: "K",
+      help: "distinct negatives per (query, positive) pair",
+      data: "negativesPerPositive",
     },
     {
       name: "triples",
@@ -359,6 +366,10 @@ async function main(): Promise<void> {
     ? { fraction: valArg }
     : { count: Math.round(valArg) };
   const valDepth = int("val-depth") ?? DATA_DEFAULTS.valDepth;
+  const negativesPerPositive = int("negatives-per-positive");
+  if (negativesPerPositive !== undefined && negativesPerPositive < 1) {
+    fail(`--negatives-per-positive must be a positive integer (got ${negativesPerPositive})`);
+  }
   const say = (m: string) => console.error(m);
   // Absent flags are undefined: train fills in DEFAULT_TRAIN_OPTIONS. Every value is checked
   // here, before the output directory, the data or the model is touched.
@@ -444,7 +455,12 @@ async function main(): Promise<void> {
       say(`indexing ${corpus.length} documents for BM25`);
       bm25 = Bm25Index.build(corpus);
     }
-    const built = await beirTriples(corpus, beir.train, { negatives, seed, bm25 });
+    const built = await beirTriples(corpus, beir.train, {
+      negatives,
+      seed,
+      bm25,
+      negativesPerPositive: negativesPerPositive ?? DATA_DEFAULTS.negativesPerPositive,
+    });
     triples = built.triples;
     say(
       `${built.stats.triples} triples from ${built.stats.queries} train queries` +

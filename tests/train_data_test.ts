@@ -271,3 +271,66 @@ Deno.test("relevant documents missing from the corpus are counted, with the quer
   deepStrictEqual([stats.missingDocs, stats.queriesWithoutPositives], [0, 0]);
   deepStrictEqual(missingPositivesWarning(stats), null);
 });
+
+Deno.test("several negatives per positive: consecutive, distinct, never positive, BM25 first", async () => {
+  const bm25 = Bm25Index.build(CORPUS);
+  const k = 4;
+  const { triples, stats } = await beirTriples(CORPUS, SET, {
+    negatives: { kind: "bm25", depth: 10 },
+    seed: 3,
+    bm25,
+    negativesPerPositive: k,
+  });
+  const pairs = positivePairs(QRELS);
+  deepStrictEqual(triples.length, pairs.length * k);
+  deepStrictEqual(stats.triples, pairs.length * k);
+  pairs.forEach(([qid, posId], i) => {
+    const group = triples.slice(i * k, (i + 1) * k);
+    ok(group.every((t) => t.qid === qid && t.posId === posId), `pair ${i} is not consecutive`);
+    const negs = group.map((t) => t.negId!);
+    deepStrictEqual(new Set(negs).size, k, `repeated negatives for ${qid}/${posId}: ${negs}`);
+    const positives = [...QRELS.get(qid)!].filter(([, g]) => g > 0).map(([d]) => d);
+    const top = bm25.search(QUERIES.get(qid)!, 10).docIds.filter((d) => !positives.includes(d));
+    for (const n of negs) ok(!positives.includes(n), `${n} is a positive of ${qid}`);
+    // Drawn from the BM25 candidates while they last.
+    ok(negs.slice(0, Math.min(k, top.length)).every((n) => top.includes(n)), `${qid}: ${negs}`);
+  });
+  // One per positive is exactly the default draw; a file source takes no count.
+  const one = await beirTriples(CORPUS, SET, {
+    negatives: { kind: "bm25", depth: 10 },
+    seed: 3,
+    bm25,
+    negativesPerPositive: 1,
+  });
+  const plain = await beirTriples(CORPUS, SET, {
+    negatives: { kind: "bm25", depth: 10 },
+    seed: 3,
+    bm25,
+  });
+  deepStrictEqual(one.triples, plain.triples);
+  // More negatives than BM25 candidates: topped up with distinct random documents.
+  const many = await beirTriples(CORPUS, SET, {
+    negatives: { kind: "bm25", depth: 3 },
+    seed: 3,
+    bm25,
+    negativesPerPositive: 6,
+  });
+  ok(many.stats.randomFallbacks > 0);
+  for (let i = 0; i < many.triples.length; i += 6) {
+    deepStrictEqual(new Set(many.triples.slice(i, i + 6).map((t) => t.negId)).size, 6);
+  }
+  await rejects(
+    () =>
+      beirTriples(CORPUS, SET, { negatives: { kind: "random" }, seed: 1, negativesPerPositive: 0 }),
+    /negativesPerPositive must be a positive integer/,
+  );
+  await rejects(
+    () =>
+      beirTriples(CORPUS, SET, {
+        negatives: { kind: "file", path: "x" },
+        seed: 1,
+        negativesPerPositive: 2,
+      }),
+    /not a file/,
+  );
+});

@@ -134,6 +134,13 @@ export interface BeirTripleOptions {
   seed: number;
   /** A BM25 index over the corpus (built on demand for BM25 negatives when absent). */
   bm25?: Bm25Index;
+  /**
+   * Negatives per (query, positive) pair for BM25 and random negatives, distinct where the
+   * candidates allow (the reference data has many per query, which makes data budgets meaningful
+   * on small collections); the triples of a pair are consecutive. Default 1, which draws exactly
+   * as before this option existed.
+   */
+  negativesPerPositive?: number;
 }
 
 /** Counts that describe how triples were built. */
@@ -199,6 +206,13 @@ export async function beirTriples(
     throw new Error("random negatives: every sampled document is relevant");
   };
 
+  const per = opts.negativesPerPositive ?? 1;
+  if (!(Number.isInteger(per) && per >= 1)) {
+    throw new RangeError(`negativesPerPositive must be a positive integer: ${per}`);
+  }
+  if (opts.negatives.kind === "file" && per !== 1) {
+    throw new RangeError("negativesPerPositive applies to BM25 and random negatives, not a file");
+  }
   if (opts.negatives.kind === "file") {
     const path = opts.negatives.path;
     for await (const { text, lineNo } of readLines(path)) {
@@ -240,6 +254,7 @@ export async function beirTriples(
   } else {
     const kind = opts.negatives.kind;
     const depth = kind === "bm25" ? opts.negatives.depth ?? 100 : 0;
+    const perPositive = opts.negativesPerPositive ?? 1;
     const bm25 = kind === "bm25" ? opts.bm25 ?? Bm25Index.build(corpus) : null;
     const candidates = new Map<string, string[]>();
     const lost = new Set<string>(), kept = new Set<string>();
@@ -253,27 +268,54 @@ export async function beirTriples(
       kept.add(qid);
       const query = queryText(qid);
       const positives = positivesOf(qid);
-      let negId: string;
+      let list: string[] | null = null;
       if (bm25) {
-        let list = candidates.get(qid);
+        list = candidates.get(qid) ?? null;
         if (!list) {
           list = bm25.search(query, depth).docIds.filter((d) => !positives.has(d));
           candidates.set(qid, list);
         }
-        if (list.length) negId = list[rng.int(list.length)];
+      }
+      const negIds: string[] = [];
+      if (perPositive === 1) {
+        // One draw per pair, as the trainer always drew (runs stay reproducible).
+        if (list?.length) negIds.push(list[rng.int(list.length)]);
         else {
-          stats.randomFallbacks++;
-          negId = randomNegative(positives);
+          if (list) stats.randomFallbacks++;
+          negIds.push(randomNegative(positives));
         }
-      } else negId = randomNegative(positives);
-      triples.push({
-        query,
-        positive: docs.get(posId)!,
-        negative: docs.get(negId)!,
-        qid,
-        posId,
-        negId,
-      });
+      } else {
+        // Distinct candidates first (a partial Fisher-Yates shuffle), then distinct random
+        // documents when the candidates run out.
+        const pool = list ? [...list] : [];
+        for (let i = 0; i < Math.min(perPositive, pool.length); i++) {
+          const j = i + rng.int(pool.length - i);
+          [pool[i], pool[j]] = [pool[j], pool[i]];
+          negIds.push(pool[i]);
+        }
+        const taken = new Set(negIds);
+        for (
+          let attempt = 0;
+          negIds.length < perPositive && attempt < 100 * perPositive;
+          attempt++
+        ) {
+          const id = randomNegative(positives);
+          if (taken.has(id)) continue;
+          taken.add(id);
+          negIds.push(id);
+          if (list) stats.randomFallbacks++;
+        }
+      }
+      for (const negId of negIds) {
+        triples.push({
+          query,
+          positive: docs.get(posId)!,
+          negative: docs.get(negId)!,
+          qid,
+          posId,
+          negId,
+        });
+      }
     }
     stats.queriesWithoutPositives = [...lost].filter((q) => !kept.has(q)).length;
   }
