@@ -13,10 +13,8 @@ import { getGpu } from "../src/gpu/device.ts";
 import { readTeacherScores } from "../src/losses/margin_mse.ts";
 import { loadEncoder } from "../src/models/load.ts";
 import {
-  beirTriples,
-  loadBeirTraining,
+  beirTrainingTriples,
   loadMsMarcoTraining,
-  missingPositivesWarning,
   type NegativeSource,
   type QuerySet,
   teacherScoresFor,
@@ -41,8 +39,35 @@ import type { Doc } from "../src/data/types.ts";
 import { lockDir } from "../src/util/lock.ts";
 import { trainProgress } from "../src/cli/train_progress.ts";
 
+/** The negative source a `--negatives` flag names (bm25, random or a file). */
+export function negativeSource(
+  flag: string | undefined,
+  bm25Depth: number | undefined,
+): NegativeSource {
+  const arg = flag ?? DATA_DEFAULTS.negatives;
+  return arg === "bm25"
+    ? { kind: "bm25", depth: bm25Depth ?? DATA_DEFAULTS.bm25Depth }
+    : arg === "random"
+    ? { kind: "random" }
+    : { kind: "file", path: arg };
+}
+
+/**
+ * The validation carve a `--val-queries` value asks for: none (0), a fraction (below 1) or a
+ * count of train queries.
+ */
+export function validationSplit(
+  valQueries: number = DATA_DEFAULTS.valQueries,
+): { count: number } | { fraction: number } | undefined {
+  return valQueries === 0
+    ? undefined
+    : valQueries < 1
+    ? { fraction: valQueries }
+    : { count: Math.round(valQueries) };
+}
+
 /** Defaults of the data flags (the training options' are {@link DEFAULT_TRAIN_OPTIONS}). */
-const DATA_DEFAULTS = Object.freeze({
+export const DATA_DEFAULTS = Object.freeze({
   dataset: "scifact",
   negatives: "bm25",
   bm25Depth: 100,
@@ -360,11 +385,7 @@ async function main(): Promise<void> {
     : num(targetArg, "--target");
   const seed = int("seed") ?? DEFAULT_TRAIN_OPTIONS.seed;
   const valArg = num(str("val-queries"), "--val-queries") ?? DATA_DEFAULTS.valQueries;
-  const validationSpec = valArg === 0
-    ? undefined
-    : valArg < 1
-    ? { fraction: valArg }
-    : { count: Math.round(valArg) };
+  const validationSpec = validationSplit(valArg);
   const valDepth = int("val-depth") ?? DATA_DEFAULTS.valDepth;
   const negativesPerPositive = int("negatives-per-positive");
   if (negativesPerPositive !== undefined && negativesPerPositive < 1) {
@@ -442,33 +463,14 @@ async function main(): Promise<void> {
     const dir = await resolveDataset(str("dataset") ?? DATA_DEFAULTS.dataset, {
       data: str("data"),
     });
-    const beir = await loadBeirTraining(dir, validationSpec, seed);
-    corpus = beir.corpus;
-    validation = beir.validation;
-    const negativesArg = str("negatives") ?? DATA_DEFAULTS.negatives;
-    const negatives: NegativeSource = negativesArg === "bm25"
-      ? { kind: "bm25", depth: int("bm25-depth") ?? DATA_DEFAULTS.bm25Depth }
-      : negativesArg === "random"
-      ? { kind: "random" }
-      : { kind: "file", path: negativesArg };
-    if (negatives.kind === "bm25" || validation) {
-      say(`indexing ${corpus.length} documents for BM25`);
-      bm25 = Bm25Index.build(corpus);
-    }
-    const built = await beirTriples(corpus, beir.train, {
-      negatives,
+    const built = await beirTrainingTriples(dir, {
+      validation: validationSpec,
       seed,
-      bm25,
+      negatives: negativeSource(str("negatives"), int("bm25-depth")),
       negativesPerPositive: negativesPerPositive ?? DATA_DEFAULTS.negativesPerPositive,
+      log: say,
     });
-    triples = built.triples;
-    say(
-      `${built.stats.triples} triples from ${built.stats.queries} train queries` +
-        (built.stats.randomFallbacks ? ` (${built.stats.randomFallbacks} random fallbacks)` : "") +
-        (validation ? `; ${validation.qrels.size} validation queries carved from train` : ""),
-    );
-    const missing = missingPositivesWarning(built.stats);
-    if (missing) say(`warning: ${missing}`);
+    ({ corpus, validation, bm25, triples } = built);
   }
   let teacher: { pos: Float32Array; neg: Float32Array } | undefined;
   if (loss === "margin-mse") {

@@ -53,7 +53,7 @@ import {
   tinyTokenizerJson,
   utf8,
 } from "./bad_input/gen.ts";
-import { withTempDir } from "./helpers.ts";
+import { tinyBeir, withTempDir } from "./helpers.ts";
 
 // ---- the case runner ---------------------------------------------------------------------------
 
@@ -397,34 +397,6 @@ async function snapshots(...paths: string[]): Promise<Record<string, Record<stri
   const out: Record<string, Record<string, string>> = {};
   for (const p of paths) out[p] = await snapshot(p);
   return out;
-}
-
-/** A tiny BEIR dataset (8 documents, 4 queries, train and test qrels). */
-async function tinyBeir(dir: string, corpusLines?: string[]): Promise<string> {
-  await Deno.mkdir(`${dir}/qrels`, { recursive: true });
-  const texts = [
-    "cell biology study",
-    "protein folding in the cell",
-    "virus gene encode",
-    "brain blood drug",
-    "cells encode protein",
-    "the study of the gene",
-    "blood drug cell",
-    "what does a virus encode",
-  ];
-  const corpus = corpusLines ??
-    texts.map((text, i) => JSON.stringify({ _id: `d${i + 1}`, title: "", text }));
-  await Deno.writeTextFile(`${dir}/corpus.jsonl`, corpus.join("\n") + "\n");
-  const queries = ["cell study", "protein", "virus", "brain drug"];
-  await Deno.writeTextFile(
-    `${dir}/queries.jsonl`,
-    queries.map((text, i) => JSON.stringify({ _id: `q${i + 1}`, text })).join("\n") + "\n",
-  );
-  const qrels = "query-id\tcorpus-id\tscore\n" +
-    queries.map((_, i) => `q${i + 1}\td${i + 1}\t1\n`).join("");
-  await Deno.writeTextFile(`${dir}/qrels/train.tsv`, qrels);
-  await Deno.writeTextFile(`${dir}/qrels/test.tsv`, qrels);
-  return dir;
 }
 
 Deno.test("encode CLI: bad input, bad model or bad output path leave existing outputs untouched", async (t) => {

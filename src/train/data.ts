@@ -575,3 +575,52 @@ export function tripleFingerprint(triples: readonly Triple[]): string {
   }
   return `${triples.length}:${h.toString(16).padStart(8, "0")}`;
 }
+
+/** Options of {@link beirTrainingTriples}. */
+export interface BeirTrainingTriplesOptions {
+  /** The validation set carved from train (none when absent). */
+  validation?: Omit<SplitOptions, "seed">;
+  /** Seed of the validation draw and of the negatives. */
+  seed: number;
+  /** Where negatives come from. */
+  negatives: NegativeSource;
+  /** Negatives per (query, positive) pair (BM25 and random). Default 1. */
+  negativesPerPositive?: number;
+  /** Progress notes (indexing, counts, missing documents). Default: none. */
+  log?: (message: string) => void;
+}
+
+/**
+ * A BEIR directory's training data as `deno task train` builds it: the train split with a
+ * validation set carved from it, a BM25 index when negatives or validation need one, and the
+ * triples. `deno task teacher` calls it with the same flags, so a teacher file scores exactly the
+ * triples the trainer draws.
+ */
+export async function beirTrainingTriples(
+  dir: string,
+  opts: BeirTrainingTriplesOptions,
+): Promise<BeirTraining & { triples: Triple[]; stats: TripleStats; bm25?: Bm25Index }> {
+  const say = opts.log ?? (() => {});
+  const beir = await loadBeirTraining(dir, opts.validation, opts.seed);
+  let bm25: Bm25Index | undefined;
+  if (opts.negatives.kind === "bm25" || beir.validation) {
+    say(`indexing ${beir.corpus.length} documents for BM25`);
+    bm25 = Bm25Index.build(beir.corpus);
+  }
+  const built = await beirTriples(beir.corpus, beir.train, {
+    negatives: opts.negatives,
+    seed: opts.seed,
+    bm25,
+    negativesPerPositive: opts.negativesPerPositive,
+  });
+  say(
+    `${built.stats.triples} triples from ${built.stats.queries} train queries` +
+      (built.stats.randomFallbacks ? ` (${built.stats.randomFallbacks} random fallbacks)` : "") +
+      (beir.validation
+        ? `; ${beir.validation.qrels.size} validation queries carved from train`
+        : ""),
+  );
+  const missing = missingPositivesWarning(built.stats);
+  if (missing) say(`warning: ${missing}`);
+  return { ...beir, triples: built.triples, stats: built.stats, bm25 };
+}
