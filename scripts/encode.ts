@@ -13,6 +13,7 @@ import {
   knownErrorExitCode,
   loadModelForCli,
   positiveIntFlag,
+  runCli,
   samePath,
   UsageError,
 } from "../src/cli/cli_checks.ts";
@@ -272,14 +273,4 @@ async function run(v: Flags, interrupts: Interrupts): Promise<void> {
   );
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    // Bad input and known failures: one line, no stack trace. Anything else is a bug: its stack.
-    const code = knownErrorExitCode(e);
-    if (code === undefined) throw e;
-    console.error(`encode: ${(e as Error).message}`);
-    Deno.exit(code);
-  }
-}
+if (import.meta.main) await runCli("encode", () => main(Deno.args));

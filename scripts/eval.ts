@@ -11,10 +11,10 @@ import {
   checkModelSpec,
   checkOutputFile,
   intFlag,
-  knownErrorExitCode,
   loadModelForCli,
   numberFlag,
   positiveIntFlag,
+  runCli,
   samePath,
   UsageError,
 } from "../src/cli/cli_checks.ts";
@@ -405,16 +405,7 @@ function fail(message: string): never {
 }
 
 if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    // Bad flags and input exit 2 with one line, as do the library's plain errors (a dataset
-    // that cannot be found, a model that cannot be loaded: their messages say what to do); GPU
-    // and file-system failures exit 1. Anything else is a bug: its stack trace is shown.
-    const code = knownErrorExitCode(e) ??
-      (e instanceof Error && e.constructor === Error ? 2 : undefined);
-    if (code === undefined) throw e;
-    console.error(`eval: ${(e as Error).message}`);
-    Deno.exit(code);
-  }
+  // The library's plain errors (a dataset that cannot be found: its message says what to do)
+  // count as bad input here.
+  await runCli("eval", () => main(Deno.args), { plainErrorsAreUsage: true });
 }

@@ -12,9 +12,9 @@ import {
   checkInputFile,
   checkModelSpec,
   checkOutputFile,
-  knownErrorExitCode,
   loadModelForCli,
   positiveIntFlag,
+  runCli,
   UsageError,
 } from "../src/cli/cli_checks.ts";
 import { formatDuration, ProgressBar } from "../src/cli/progress.ts";
@@ -177,13 +177,4 @@ async function main(argv: string[]): Promise<void> {
   );
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    const code = knownErrorExitCode(e);
-    if (code === undefined) throw e;
-    console.error(`teacher: ${(e as Error).message}`);
-    Deno.exit(code);
-  }
-}
+if (import.meta.main) await runCli("teacher", () => main(Deno.args));

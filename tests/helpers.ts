@@ -13,6 +13,15 @@ import { Tape } from "../src/autodiff/tape.ts";
 import { getGpu, type Gpu } from "../src/gpu/device.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
 import { Rng } from "../src/util/rng.ts";
+import type { Doc, Qrels } from "../src/data/types.ts";
+import { Bm25Index } from "../src/eval/bm25.ts";
+import {
+  beirTriples,
+  splitValidation,
+  type Triple,
+  type ValidationData,
+  validationData,
+} from "../src/train/data.ts";
 
 /** A seeded uniform [0, 1) generator (mulberry32). */
 export function rng(seed: number): () => number {
@@ -242,4 +251,38 @@ export async function tinyBeir(dir: string, corpusLines?: string[]): Promise<str
   await Deno.writeTextFile(`${dir}/qrels/train.tsv`, qrels);
   await Deno.writeTextFile(`${dir}/qrels/test.tsv`, qrels);
   return dir;
+}
+
+const TINY_WORDS = ["cell", "protein", "virus", "gene", "brain", "heart", "blood", "drug", "mouse"];
+
+/** The tiny training corpus of {@link tinyTrainingData}: 24 documents over 9 words. */
+export const TINY_CORPUS: Doc[] = Array.from({ length: 24 }, (_, i) => ({
+  id: `d${i}`,
+  title: "",
+  text: `${TINY_WORDS[i % 9]} ${TINY_WORDS[(i * 7 + 3) % 9]} and ${
+    TINY_WORDS[(i * 5 + 1) % 9]
+  } study ${i}`,
+}));
+
+/**
+ * Tiny training data for trainer tests: 9 queries with two positives each, 3 carved for
+ * validation, BM25 negatives (seed 2), validation candidates from BM25's top 5.
+ */
+export async function tinyTrainingData(): Promise<
+  { triples: Triple[]; validation: ValidationData }
+> {
+  const queries = new Map(
+    Array.from({ length: 9 }, (_, i) => [`q${i}`, `${TINY_WORDS[i]} effects`]),
+  );
+  const qrels: Qrels = new Map(
+    [...queries.keys()].map((q, i) => [q, new Map([[`d${i}`, 1], [`d${i + 9}`, 1]])]),
+  );
+  const { train, validation } = splitValidation({ queries, qrels }, { count: 3, seed: 1 });
+  const bm25 = Bm25Index.build(TINY_CORPUS);
+  const { triples } = await beirTriples(TINY_CORPUS, train, {
+    negatives: { kind: "bm25", depth: 8 },
+    seed: 2,
+    bm25,
+  });
+  return { triples, validation: validationData(TINY_CORPUS, validation, 5, bm25) };
 }

@@ -2,41 +2,11 @@
 // order they happen; log.jsonl is written from the same events (its line format unchanged); the
 // CLI's progress bar is drawn from them; a resumed run that had ended reports start and stop only.
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import type { Doc, Qrels } from "../src/data/types.ts";
-import { Bm25Index } from "../src/eval/bm25.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { loadEncoder } from "../src/models/load.ts";
-import {
-  beirTriples,
-  splitValidation,
-  type Triple,
-  type ValidationData,
-  validationData,
-} from "../src/train/data.ts";
 import { logLine, train, type TrainEvent, type TrainOptions } from "../src/train/trainer.ts";
 import { trainProgress } from "../src/cli/train_progress.ts";
-
-const WORDS = ["cell", "protein", "virus", "gene", "brain", "heart", "blood", "drug", "mouse"];
-const CORPUS: Doc[] = Array.from({ length: 24 }, (_, i) => ({
-  id: `d${i}`,
-  title: "",
-  text: `${WORDS[i % 9]} ${WORDS[(i * 7 + 3) % 9]} and ${WORDS[(i * 5 + 1) % 9]} study ${i}`,
-}));
-
-async function tinyData(): Promise<{ triples: Triple[]; validation: ValidationData }> {
-  const queries = new Map(Array.from({ length: 9 }, (_, i) => [`q${i}`, `${WORDS[i]} effects`]));
-  const qrels: Qrels = new Map(
-    [...queries.keys()].map((q, i) => [q, new Map([[`d${i}`, 1], [`d${i + 9}`, 1]])]),
-  );
-  const { train, validation } = splitValidation({ queries, qrels }, { count: 3, seed: 1 });
-  const bm25 = Bm25Index.build(CORPUS);
-  const { triples } = await beirTriples(CORPUS, train, {
-    negatives: { kind: "bm25", depth: 8 },
-    seed: 2,
-    bm25,
-  });
-  return { triples, validation: validationData(CORPUS, validation, 5, bm25) };
-}
+import { tinyTrainingData } from "./helpers.ts";
 
 const TINY: Omit<TrainOptions, "outDir"> = {
   batchSize: 4,
@@ -65,7 +35,7 @@ function memorySink() {
 
 Deno.test("train reports its events in order; log.jsonl and the progress bar are drawn from them", async () => {
   const gpu = await getGpu();
-  const data = await tinyData();
+  const data = await tinyTrainingData();
   const model = await loadEncoder(gpu, "use-lite");
   const dir = await Deno.makeTempDir();
   try {
@@ -163,7 +133,7 @@ Deno.test("train reports its events in order; log.jsonl and the progress bar are
 
 Deno.test("stopAfter ends with a stop-after event; a listener that throws fails the run", async () => {
   const gpu = await getGpu();
-  const data = await tinyData();
+  const data = await tinyTrainingData();
   const model = await loadEncoder(gpu, "use-lite");
   const dir = await Deno.makeTempDir();
   try {

@@ -3,22 +3,14 @@
 // corrupt or mismatched checkpoints are refused with clear errors; NaN stops training and keeps
 // the last good checkpoint; an output directory that holds a run is never overwritten, is locked
 // while a run uses it, and a save interrupted mid-swap is recovered.
-import { assertBitEqual } from "./helpers.ts";
+import { assertBitEqual, tinyTrainingData } from "./helpers.ts";
 import { deepStrictEqual, ok, rejects } from "node:assert/strict";
 import { LOCK_FILE, lockDir } from "../src/util/lock.ts";
-import type { Doc, Qrels } from "../src/data/types.ts";
 import { Bm25Index } from "../src/eval/bm25.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { loadEncoder } from "../src/models/load.ts";
 import { readSafetensors, writeSafetensors } from "../src/models/safetensors.ts";
-import {
-  beirTriples,
-  loadBeirTraining,
-  splitValidation,
-  type Triple,
-  type ValidationData,
-  validationData,
-} from "../src/train/data.ts";
+import { beirTriples, loadBeirTraining, validationData } from "../src/train/data.ts";
 import {
   batchLoss,
   CheckpointError,
@@ -30,28 +22,6 @@ import {
 } from "../src/train/trainer.ts";
 
 const DATA = Deno.env.get("SELFMARGIN_DATA_DIR") ?? "../shared/datasets";
-
-const WORDS = ["cell", "protein", "virus", "gene", "brain", "heart", "blood", "drug", "mouse"];
-const CORPUS: Doc[] = Array.from({ length: 24 }, (_, i) => ({
-  id: `d${i}`,
-  title: "",
-  text: `${WORDS[i % 9]} ${WORDS[(i * 7 + 3) % 9]} and ${WORDS[(i * 5 + 1) % 9]} study ${i}`,
-}));
-
-async function tinyData(): Promise<{ triples: Triple[]; validation: ValidationData }> {
-  const queries = new Map(Array.from({ length: 9 }, (_, i) => [`q${i}`, `${WORDS[i]} effects`]));
-  const qrels: Qrels = new Map(
-    [...queries.keys()].map((q, i) => [q, new Map([[`d${i}`, 1], [`d${i + 9}`, 1]])]),
-  );
-  const { train, validation } = splitValidation({ queries, qrels }, { count: 3, seed: 1 });
-  const bm25 = Bm25Index.build(CORPUS);
-  const { triples } = await beirTriples(CORPUS, train, {
-    negatives: { kind: "bm25", depth: 8 },
-    seed: 2,
-    bm25,
-  });
-  return { triples, validation: validationData(CORPUS, validation, 5, bm25) };
-}
 
 const TINY: Omit<TrainOptions, "outDir"> = {
   batchSize: 4,
@@ -107,7 +77,7 @@ function stepLines(text: string) {
 
 Deno.test("resume after an interruption ends bit-identical to an uninterrupted run", async () => {
   const gpu = await getGpu();
-  const data = await tinyData();
+  const data = await tinyTrainingData();
   // 12 triples / 4 = 3 steps per epoch: the 4-step run crosses an epoch; stopping after 2 leaves
   // the resumed run mid-epoch.
   deepStrictEqual(data.triples.length, 12);
@@ -199,7 +169,7 @@ Deno.test("resume after an interruption ends bit-identical to an uninterrupted r
 
 Deno.test("NaN stops training with the tensors named, and the last good checkpoint stays", async () => {
   const gpu = await getGpu();
-  const data = await tinyData();
+  const data = await tinyTrainingData();
   const dir = await Deno.makeTempDir();
   try {
     const model = await loadEncoder(gpu, "use-lite");
@@ -306,7 +276,7 @@ Deno.test("SciFact: a short run lowers the training loss and raises validation n
 
 Deno.test("Margin-MSE and InfoNCE train through the same loop (and distributed targets)", async () => {
   const gpu = await getGpu();
-  const data = await tinyData();
+  const data = await tinyTrainingData();
   const teacher = {
     pos: data.triples.map((_, i) => 8 + (i % 3)),
     neg: data.triples.map((_, i) => 2 + (i % 5) / 2),
@@ -349,7 +319,7 @@ Deno.test("Margin-MSE and InfoNCE train through the same loop (and distributed t
 
 Deno.test("an output directory that holds a run is never overwritten; a locked one is refused", async () => {
   const gpu = await getGpu();
-  const data = await tinyData();
+  const data = await tinyTrainingData();
   const root = await Deno.makeTempDir();
   const model = await loadEncoder(gpu, "use-lite");
   const opts = { ...TINY, maxSteps: 4, evalEvery: 2 };

@@ -219,3 +219,25 @@ export async function loadModelForCli(
     throw new UsageError(`cannot load model '${spec}': ${(e as Error).message}`);
   }
 }
+
+/**
+ * Runs a script's `main`: bad flags and input, and the known failures, end it with one line
+ * `name: message` on stderr and their exit code (2 or 1, {@link knownErrorExitCode}); with
+ * `plainErrorsAreUsage`, a plain `Error` from the library (a dataset not found, say: its message
+ * says what to do) counts as bad input too. Anything else is a bug and shows its stack.
+ */
+export async function runCli(
+  name: string,
+  main: () => Promise<void>,
+  opts: { plainErrorsAreUsage?: boolean } = {},
+): Promise<void> {
+  try {
+    await main();
+  } catch (e) {
+    const code = knownErrorExitCode(e) ??
+      (opts.plainErrorsAreUsage && e instanceof Error && e.constructor === Error ? 2 : undefined);
+    if (code === undefined) throw e;
+    console.error(`${name}: ${(e as Error).message}`);
+    Deno.exit(code);
+  }
+}

@@ -8,6 +8,7 @@
  */
 import { DataFormatError } from "../data/types.ts";
 import { decodeUtf8, readTextFileStrict } from "../data/lines.ts";
+import { exists } from "../util/fs.ts";
 
 /** A named tensor read from or written to a safetensors file. */
 export interface NamedTensor {
@@ -259,15 +260,6 @@ export async function readModelWeights(dir: string): Promise<Map<string, NamedTe
     throw new DataFormatError(index, 0, `tensors missing from shards: ${missing.join(", ")}`);
   }
   return out;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Serialises named tensors (F32, or I32 for Int32Array data) as safetensors bytes. */

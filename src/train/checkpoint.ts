@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { recoverDir, replaceDir } from "../util/fs.ts";
+import { exists, recoverDir, replaceDir } from "../util/fs.ts";
 import { type DirLock, lockDir } from "../util/lock.ts";
 import { readTextFileStrict } from "../data/lines.ts";
 import type { LoadedEncoder } from "../models/hf.ts";
@@ -422,14 +422,5 @@ async function removeUnfinished(out: string, say: (m: string) => void): Promise<
   }
   if (gone.length) {
     say(`removed what an interrupted save left in ${out}: ${gone.sort().join(", ")}`);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -191,6 +191,15 @@ export async function beirTriples(
     missingDocExamples: [],
   };
   const triples: Triple[] = [];
+  const pushTriple = (qid: string, query: string, posId: string, negId: string) =>
+    triples.push({
+      query,
+      positive: docs.get(posId)!,
+      negative: docs.get(negId)!,
+      qid,
+      posId,
+      negId,
+    });
   const queryText = (qid: string, where = "the queries"): string => {
     const t = set.queries.get(qid);
     if (t === undefined) throw new Error(`query '${qid}' has judgements but no text in ${where}`);
@@ -239,14 +248,7 @@ export async function beirTriples(
           `negative '${negId}' is judged relevant for query '${qid}'`,
         );
       }
-      triples.push({
-        query,
-        positive: docs.get(posId)!,
-        negative: docs.get(negId)!,
-        qid,
-        posId,
-        negId,
-      });
+      pushTriple(qid, query, posId, negId);
     }
     if (triples.length === 0) {
       throw new DataFormatError(path, 0, "no triple of the file belongs to a training query");
@@ -306,16 +308,7 @@ export async function beirTriples(
           if (list) stats.randomFallbacks++;
         }
       }
-      for (const negId of negIds) {
-        triples.push({
-          query,
-          positive: docs.get(posId)!,
-          negative: docs.get(negId)!,
-          qid,
-          posId,
-          negId,
-        });
-      }
+      for (const negId of negIds) pushTriple(qid, query, posId, negId);
     }
     stats.queriesWithoutPositives = [...lost].filter((q) => !kept.has(q)).length;
   }

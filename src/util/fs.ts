@@ -120,3 +120,13 @@ export async function atomicFile(path: string): Promise<{
     },
   };
 }
+
+/** Whether `path` exists (following links: a dangling link does not). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
