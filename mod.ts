@@ -87,6 +87,16 @@ export { UseTokenizer } from "./src/text/use_tokenizer.ts";
 export { Adam, AdamW, clipGradNorm } from "./src/train/optimizer.ts";
 export type { OptimizerState, ParamState } from "./src/train/optimizer.ts";
 export { makeSchedule } from "./src/train/schedule.ts";
+export type {
+  CheckpointEvent,
+  StartEvent,
+  StepEvent,
+  StopEvent,
+  StopReason,
+  TrainEvent,
+  TrainEventListener,
+  ValidationEvent,
+} from "./src/train/events.ts";
 
 // Studies: specs, teachers, and the numbers a report reads off the runs.
 export {
@@ -127,6 +137,25 @@ export {
   timeRatio,
 } from "./src/study/analysis.ts";
 export type { LedgerLine, RunCost, ValidationPoint } from "./src/study/analysis.ts";
+export { runStudy, StudyRunConflictError } from "./src/study/run.ts";
+export type {
+  DataSlice,
+  RunResult,
+  RunStudyOptions,
+  StudyData,
+  StudyRuns,
+} from "./src/study/run.ts";
+export { buildStudyResults, REPORTED_MEASURES, writeStudyReport } from "./src/study/report.ts";
+export type {
+  ArmBudget,
+  ArmResults,
+  Comparison,
+  SeedEntry,
+  StudyResults,
+  Verdict,
+} from "./src/study/report.ts";
+export { PRESET_NAMES, studyPreset } from "./src/study/presets.ts";
+export type { StudyPreset } from "./src/study/presets.ts";
 
 // Data and evaluation.
 export { loadBeir, readBeirCorpus, readBeirQrels, readBeirQueries } from "./src/data/beir.ts";
