@@ -553,7 +553,10 @@ function markdown(spec: StudySpec, r: StudyResults): string {
     `| ${k} | ${f2(t.toStop)} | ${f2(t.toBest)} |`
   );
   const teachers = Object.entries(r.teachers).map(([n, t]) =>
-    `- ${n}: ${t.description} (${f2(t.seconds)} s to score the training triples)`
+    `- ${n}: ${t.description} (${f2(t.seconds)} s to score the training triples)` +
+    (spec.teachers[n]?.kind === "cross-encoder" ? "" : ". Not a cross-encoder: a small-scale " +
+      "analogue of the paper's cross-encoder teachers, so claims (a), (b) and (d) are tested " +
+      "against a weaker teacher than the authors used")
   );
   return `# Study: ${spec.arms.map((a) => a.name).join(", ")} on ${spec.dataset}
 
