@@ -5,13 +5,13 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   checkInputFile,
   checkModelSpec,
   checkOutputFile,
   knownErrorExitCode,
   loadModelForCli,
+  parseCliArgs,
   positiveIntFlag,
   runCli,
   samePath,
@@ -127,28 +127,22 @@ class Interrupts {
 }
 
 async function main(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        model: { type: "string", default: "use-lite" },
-        input: { type: "string" },
-        out: { type: "string" },
-        ids: { type: "string" },
-        "batch-size": { type: "string" },
-        "max-tokens": { type: "string" },
-        "max-length": { type: "string" },
-        field: { type: "string", default: "text" },
-        "no-title": { type: "boolean", default: false },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n(see --help)`);
-  }
-  const v = parsed.values;
+  const { values: v } = parseCliArgs({
+    args: argv,
+    options: {
+      model: { type: "string", default: "use-lite" },
+      input: { type: "string" },
+      out: { type: "string" },
+      ids: { type: "string" },
+      "batch-size": { type: "string" },
+      "max-tokens": { type: "string" },
+      "max-length": { type: "string" },
+      field: { type: "string", default: "text" },
+      "no-title": { type: "boolean", default: false },
+      quiet: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
   if (v.help) {
     console.log(HELP);
     return;

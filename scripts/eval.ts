@@ -5,7 +5,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import {
   checkInputFile,
   checkModelSpec,
@@ -13,6 +12,7 @@ import {
   intFlag,
   loadModelForCli,
   numberFlag,
+  parseCliArgs,
   positiveIntFlag,
   runCli,
   samePath,
@@ -146,45 +146,40 @@ function report(
 }
 
 async function main(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        qrels: { type: "string" },
-        run: { type: "string" },
-        json: { type: "boolean", default: false },
-        complete: { type: "boolean", short: "c", default: false },
-        level: { type: "string", short: "l" },
-        "max-docs": { type: "string", short: "M" },
-        "per-query": { type: "boolean", short: "q", default: false },
-        msmarco: { type: "boolean", default: false },
-        bm25: { type: "boolean", default: false },
-        data: { type: "string" },
-        dataset: { type: "string" },
-        split: { type: "string" },
-        depth: { type: "string" },
-        out: { type: "string" },
-        compare: { type: "boolean", default: false },
-        metric: { type: "string" },
-        margin: { type: "string" },
-        alpha: { type: "string" },
-        samples: { type: "string" },
-        seed: { type: "string" },
-        model: { type: "string" },
-        k: { type: "string" },
-        rerank: { type: "string" },
-        "max-length": { type: "string" },
-        "batch-size": { type: "string" },
-        "cache-dir": { type: "string" },
-        "no-cache": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n(see --help)`);
-  }
+  const parsed = parseCliArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      qrels: { type: "string" },
+      run: { type: "string" },
+      json: { type: "boolean", default: false },
+      complete: { type: "boolean", short: "c", default: false },
+      level: { type: "string", short: "l" },
+      "max-docs": { type: "string", short: "M" },
+      "per-query": { type: "boolean", short: "q", default: false },
+      msmarco: { type: "boolean", default: false },
+      bm25: { type: "boolean", default: false },
+      data: { type: "string" },
+      dataset: { type: "string" },
+      split: { type: "string" },
+      depth: { type: "string" },
+      out: { type: "string" },
+      compare: { type: "boolean", default: false },
+      metric: { type: "string" },
+      margin: { type: "string" },
+      alpha: { type: "string" },
+      samples: { type: "string" },
+      seed: { type: "string" },
+      model: { type: "string" },
+      k: { type: "string" },
+      rerank: { type: "string" },
+      "max-length": { type: "string" },
+      "batch-size": { type: "string" },
+      "cache-dir": { type: "string" },
+      "no-cache": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
   const v = parsed.values;
   if (v.help) {
     console.log(HELP);

@@ -7,12 +7,12 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   checkInputFile,
   checkModelSpec,
   checkOutputFile,
   loadModelForCli,
+  parseCliArgs,
   positiveIntFlag,
   runCli,
   UsageError,
@@ -78,30 +78,24 @@ function parseTeacherFlag(v: string): TeacherFlag {
 }
 
 async function main(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        teacher: { type: "string", multiple: true },
-        data: { type: "string" },
-        dataset: { type: "string" },
-        negatives: { type: "string" },
-        "bm25-depth": { type: "string" },
-        "negatives-per-positive": { type: "string" },
-        "val-queries": { type: "string" },
-        seed: { type: "string" },
-        out: { type: "string" },
-        "batch-size": { type: "string" },
-        "max-length": { type: "string" },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n(see --help)`);
-  }
-  const v = parsed.values;
+  const { values: v } = parseCliArgs({
+    args: argv,
+    options: {
+      teacher: { type: "string", multiple: true },
+      data: { type: "string" },
+      dataset: { type: "string" },
+      negatives: { type: "string" },
+      "bm25-depth": { type: "string" },
+      "negatives-per-positive": { type: "string" },
+      "val-queries": { type: "string" },
+      seed: { type: "string" },
+      out: { type: "string" },
+      "batch-size": { type: "string" },
+      "max-length": { type: "string" },
+      quiet: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
   if (v.help) {
     console.log(HELP);
     return;

@@ -7,6 +7,7 @@
  * @module
  */
 import { basename, dirname, join, resolve } from "node:path";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { DataFormatError } from "../data/types.ts";
 import { type Gpu, GpuDeviceLostError, GpuError, GpuUnavailableError } from "../gpu/device.ts";
 import type { LoadedEncoder } from "../models/hf.ts";
@@ -239,5 +240,19 @@ export async function runCli(
     if (code === undefined) throw e;
     console.error(`${name}: ${(e as Error).message}`);
     Deno.exit(code);
+  }
+}
+
+/**
+ * `node:util`'s `parseArgs` for a script: an unknown flag or a missing value is a
+ * {@link UsageError} pointing at `--help`.
+ */
+export function parseCliArgs<T extends ParseArgsConfig>(
+  config: T,
+): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n(see --help)`);
   }
 }
