@@ -21,7 +21,7 @@ import {
 import { loadBeir } from "../src/data/beir.ts";
 import { readQrels } from "../src/data/qrels.ts";
 import { resolveDataset } from "../src/data/resolve.ts";
-import { formatTrecRun, readTrecRun } from "../src/data/trec.ts";
+import { readTrecRun, writeTrecRun } from "../src/data/trec.ts";
 import type { Qrels, Run } from "../src/data/types.ts";
 import { Bm25Index } from "../src/eval/bm25.ts";
 import {
@@ -35,7 +35,6 @@ import {
 import { pairedBootstrapCi, pairedTTest, tost } from "../src/eval/stats.ts";
 import { denseRetrieve, embeddingCacheDir, rerank } from "../src/eval/dense.ts";
 import { getGpu } from "../src/gpu/device.ts";
-import { atomicFile } from "../src/util/fs.ts";
 import { encodeProgress } from "../src/cli/progress.ts";
 
 const HELP = `deno task eval — trec_eval-exact evaluation, BM25 baseline, paired comparison
@@ -100,18 +99,6 @@ failure while working (no GPU, a write error).`;
 /** The per-query measure names `evaluate` produces (what --metric may name). */
 function measureNames(): string[] {
   return Object.keys(evaluateQuery(new Map([["d", 1]]), { docIds: ["d"], scores: [1] }));
-}
-
-/** Writes a run to `path` in one step: the old file stays as it was when anything fails. */
-async function writeRunAtomic(path: string, run: Run, runId: string): Promise<void> {
-  const f = await atomicFile(path);
-  try {
-    await Deno.writeTextFile(f.tmp, formatTrecRun(run, { runId }));
-    await f.commit();
-  } catch (e) {
-    await f.abort();
-    throw e;
-  }
 }
 
 /** trec_eval-style table: `measure<TAB>qid<TAB>value`. */
@@ -307,7 +294,7 @@ async function main(argv: string[]): Promise<void> {
       `${v.rerank ? "rerank" : "dense"} (${v.model}): ${corpus.length} documents, ` +
         `${queries.size} queries (${split}), ${seconds.toFixed(1)} s`,
     );
-    if (outPath) await writeRunAtomic(outPath, run, v.rerank ? "rerank" : "dense");
+    if (outPath) await writeTrecRun(outPath, run, { runId: v.rerank ? "rerank" : "dense" });
     const q = qrelsOverride ?? qrels;
     report(q, run, opts, flags);
     return;
@@ -384,7 +371,7 @@ async function main(argv: string[]): Promise<void> {
       `bm25: ${corpus.length} documents, ${queries.size} queries (${split}), ` +
         `${seconds.toFixed(1)} s`,
     );
-    if (outPath) await writeRunAtomic(outPath, run, "bm25");
+    if (outPath) await writeTrecRun(outPath, run, { runId: "bm25" });
     const q = qrelsOverride ?? qrels;
     report(q, run, opts, flags);
     return;

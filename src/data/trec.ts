@@ -31,6 +31,7 @@ import {
 } from "./lines.ts";
 import { compareCodePoints, trecOrder } from "./order.ts";
 import { DataFormatError, type Qrels, type Run } from "./types.ts";
+import { writeTextFileAtomic } from "../util/fs.ts";
 
 /** Accumulates qrels lines; shared by the file and the in-memory readers. */
 class QrelsBuilder {
@@ -320,7 +321,7 @@ export async function writeTrecRun(
   run: Run,
   options: WriteRunOptions = {},
 ): Promise<void> {
-  await Deno.writeTextFile(path, formatTrecRun(run, options));
+  await writeTextFileAtomic(path, formatTrecRun(run, options));
 }
 
 /** Formats qrels as TREC qrels text (`qid 0 docno rel`), queries and documents sorted. */
@@ -335,7 +336,7 @@ export function formatTrecQrels(qrels: Qrels): string {
 
 /** Writes qrels as a TREC qrels file (see {@link formatTrecQrels}). */
 export async function writeTrecQrels(path: string, qrels: Qrels): Promise<void> {
-  await Deno.writeTextFile(path, formatTrecQrels(qrels));
+  await writeTextFileAtomic(path, formatTrecQrels(qrels));
 }
 
 function sortedKeys(m: Map<string, unknown>): string[] {

@@ -34,6 +34,7 @@ import type { LoadedEncoder } from "../models/hf.ts";
 import type { TextTokenizer } from "../text/tokenizer.ts";
 import { matmulInto } from "../ops/matmul.ts";
 import { topkInto, topkMergeInto, topkPlan } from "../ops/topk.ts";
+import { sha256Hex } from "../util/hash.ts";
 
 /** Row-major embeddings [count, dim]. */
 export interface EmbeddingMatrix {
@@ -190,18 +191,6 @@ export function embeddingCacheDir(): string {
     (env("XDG_CACHE_HOME") ? `${env("XDG_CACHE_HOME")}/selfmargin` : undefined) ??
     `${env("HOME") ?? "."}/.cache/selfmargin`;
   return `${base}/embeddings`;
-}
-
-const utf8 = new TextEncoder();
-
-function hex(bytes: ArrayBuffer): string {
-  return [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** SHA-256 (hex) of bytes. */
-export async function sha256Hex(data: Uint8Array | string): Promise<string> {
-  const bytes = typeof data === "string" ? utf8.encode(data) : data;
-  return hex(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
 }
 
 /**

@@ -20,8 +20,7 @@ import { Tensor, withArena } from "../gpu/tensor.ts";
 import { linear } from "../ops/matmul.ts";
 import { HfTokenizer } from "../text/tokenizer.ts";
 import { encoderForward, type TokenBatch } from "./encoder.ts";
-import { type LoadedEncoder, loadHfEncoder } from "./hf.ts";
-import { readModelWeights } from "./safetensors.ts";
+import { type LoadedEncoder, loadHfEncoderWithWeights } from "./hf.ts";
 
 /** A loaded cross-encoder: the BERT body with its pooler, and the classifier. */
 export interface CrossEncoder {
@@ -51,7 +50,7 @@ export async function loadCrossEncoder(
   dir: string,
   opts: LoadCrossEncoderOptions = {},
 ): Promise<CrossEncoder> {
-  const body = await loadHfEncoder(gpu, dir, {
+  const { model: body, weights } = await loadHfEncoderWithWeights(gpu, dir, {
     pooling: "pooler",
     normalize: false,
     maxLength: opts.maxLength,
@@ -68,8 +67,7 @@ export async function loadCrossEncoder(
     free();
     throw new DataFormatError(dir, 0, `a cross-encoder must be BERT, not ${body.config.family}`);
   }
-  // The head is not part of the body; read it from the same files (small models, read twice).
-  const weights = await readModelWeights(dir);
+  // The head is not part of the body: its tensors come from the same read of the files.
   const H = body.config.hidden;
   const take = (name: string, shape: number[]) => {
     const t = weights.get(name);

@@ -271,6 +271,19 @@ export async function loadHfEncoder(
   dir: string,
   opts: LoadHfOptions = {},
 ): Promise<LoadedEncoder> {
+  return (await loadHfEncoderWithWeights(gpu, dir, opts)).model;
+}
+
+/**
+ * {@link loadHfEncoder}, also returning the checkpoint's host tensors (task-head prefixes such as
+ * `bert.` stripped), so a caller that needs weights beyond the encoder's (a classification head)
+ * reads the files once.
+ */
+export async function loadHfEncoderWithWeights(
+  gpu: Gpu,
+  dir: string,
+  opts: LoadHfOptions = {},
+): Promise<{ model: LoadedEncoder; weights: Map<string, NamedTensor> }> {
   checkMaxLength(opts.maxLength);
   const configPath = `${dir}/config.json`;
   let raw: Record<string, unknown>;
@@ -304,5 +317,5 @@ export async function loadHfEncoder(
   // The word table's rows are checked against vocab_size with the other tables.
   const { params, named } = paramsFromHfWeights(gpu, config, weights, dir);
   const maxLength = Math.min(opts.maxLength ?? Infinity, config.maxPositions, tokMax);
-  return { config, params, named, tokenizer, maxLength, sourceDir: dir };
+  return { model: { config, params, named, tokenizer, maxLength, sourceDir: dir }, weights };
 }

@@ -55,6 +55,7 @@ import {
   type Teacher,
   writeTeacherFile,
 } from "./teacher.ts";
+import { exists, writeTextFileAtomic } from "../util/fs.ts";
 
 /**
  * A slice of the dataset, for studies that must run fast (tests, smoke runs): a seeded draw of
@@ -154,16 +155,12 @@ interface LoadedData {
   test: { queries: Map<string, string>; qrels: Qrels };
 }
 
-const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
-
 async function readJson<T>(path: string): Promise<T> {
   return JSON.parse(await Deno.readTextFile(path)) as T;
 }
 
 async function writeJson(path: string, v: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, JSON.stringify(v, null, 2) + "\n");
-  await Deno.rename(tmp, path);
+  await writeTextFileAtomic(path, JSON.stringify(v, null, 2) + "\n");
 }
 
 /** The first `n` of a seeded permutation of `items` (all of them when n is absent). */

@@ -22,6 +22,7 @@
 import { readTextFileStrict } from "../data/lines.ts";
 import { type MarginError, resolveMarginOptions } from "../losses/margin.ts";
 import { Rng } from "../util/rng.ts";
+import { sha256Hex } from "../util/hash.ts";
 
 /** A spec that cannot be run; the message names the file and the field. */
 export class StudySpecError extends Error {
@@ -458,11 +459,6 @@ export function canonicalJson(v: unknown): string {
   return JSON.stringify(v);
 }
 
-async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 function runLoss(arm: ArmSpec, sweepValue: number | null): RunLoss {
   switch (arm.kind) {
     case "margin":
@@ -502,7 +498,7 @@ export async function expandRuns(spec: StudySpec): Promise<RunPlan[]> {
             dataSeed: spec.dataSeed,
           };
           runs.push({
-            key: await sha256(canonicalJson(settings)),
+            key: await sha256Hex(canonicalJson(settings)),
             arm: arm.name,
             kind: arm.kind,
             seed,

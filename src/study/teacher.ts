@@ -23,7 +23,7 @@ import { type CrossEncoder, crossEncoderScores } from "../models/cross_encoder.t
 import { encodeTexts } from "../models/encode.ts";
 import type { LoadedEncoder } from "../models/hf.ts";
 import type { Triple } from "../train/data.ts";
-import { atomicFile } from "../util/fs.ts";
+import { writeTextFileAtomic } from "../util/fs.ts";
 
 /** A teacher's scores of each triple's positive and negative, in triple order. */
 export interface TripleScores {
@@ -208,12 +208,5 @@ export async function writeTeacherFile(
       JSON.stringify({ qid: t.qid, pos: t.posId, neg: t.negId, score_pos: sp, score_neg: sn }),
     );
   });
-  const f = await atomicFile(path);
-  try {
-    await Deno.writeTextFile(f.tmp, lines.map((l) => l + "\n").join(""));
-    await f.commit();
-  } catch (e) {
-    await f.abort();
-    throw e;
-  }
+  await writeTextFileAtomic(path, lines.map((l) => l + "\n").join(""));
 }

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { atomicFile } from "../util/fs.ts";
+import { writeTextFileAtomic } from "../util/fs.ts";
 import type { TrainEvent } from "./events.ts";
 import { NonFiniteTrainingError } from "./step.ts";
 
@@ -131,13 +131,6 @@ export async function truncateLog(path: string, step: number): Promise<number> {
     }
   });
   if (kept.length === lines.length && (text === "" || text.endsWith("\n"))) return 0;
-  const f = await atomicFile(path);
-  try {
-    await Deno.writeTextFile(f.tmp, kept.map((l) => l + "\n").join(""));
-    await f.commit();
-  } catch (e) {
-    await f.abort();
-    throw e;
-  }
+  await writeTextFileAtomic(path, kept.map((l) => l + "\n").join(""));
   return lines.length - kept.length;
 }

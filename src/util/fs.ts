@@ -130,3 +130,15 @@ export async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+/** Writes `text` to `path` in one step: `path` is replaced only once all of it is written. */
+export async function writeTextFileAtomic(path: string, text: string): Promise<void> {
+  const f = await atomicFile(path);
+  try {
+    await Deno.writeTextFile(f.tmp, text);
+    await f.commit();
+  } catch (e) {
+    await f.abort();
+    throw e;
+  }
+}
