@@ -73,7 +73,7 @@ Deno.test("study --preset tiny: every report field; a rerun skips; other data is
     for (const f of ["validation_vs_triples.svg", "validation_vs_seconds.svg"]) {
       ok((await Deno.readTextFile(`${out}/${f}`)).startsWith("<svg"), f);
     }
-    ok((await Deno.stat(`${out}/teachers/use-lite.jsonl`)).isFile, "teacher scores kept");
+    ok((await Deno.stat(`${out}/teachers/use-lite-infonce.jsonl`)).isFile, "teacher scores kept");
 
     // A second run trains nothing: every run has its result.json.
     const second = await study(["--preset", "tiny", "--out", out]);

@@ -32,6 +32,17 @@ const SPEC = {
   ],
 };
 
+Deno.test("a trained teacher takes the shared training settings it does not name", () => {
+  const spec = parseStudySpec({
+    ...SPEC,
+    training: { docLength: 40, maxSteps: 9 },
+    teachers: { a: { kind: "trained" }, b: { kind: "trained", scale: 5, docLength: 96 } },
+    arms: [{ name: "mse", kind: "margin-mse", teacher: "b" }],
+  }, "s.json");
+  assertEquals(spec.teachers.a, { kind: "trained", scale: 20, docLength: 40, maxSteps: 9 });
+  assertEquals(spec.teachers.b, { kind: "trained", scale: 5, docLength: 96, maxSteps: 9 });
+});
+
 Deno.test("a study spec expands to arm x sweep value x budget x seed, with defaults filled", async () => {
   const spec = parseStudySpec(SPEC, "s.json");
   assertEquals(spec.model, "use-lite");
@@ -160,6 +171,14 @@ Deno.test("a bad spec is one clear error naming the field, before anything runs"
     [
       { ...SPEC, teachers: { t: { kind: "oracle" } } },
       /teachers\.t\.kind: unknown teacher kind "oracle"/,
+    ],
+    [
+      { ...SPEC, teachers: { t: { kind: "trained", model: "x" } } },
+      /teachers\.t\.model: unknown field/,
+    ],
+    [
+      { ...SPEC, teachers: { t: { kind: "trained", docLength: 0 } } },
+      /teachers\.t\.docLength: expected an integer >= 1/,
     ],
     [{ ...SPEC, extra: 1 }, /s\.json: extra: unknown field/],
     [[1, 2], /\(top level\): expected an object/],

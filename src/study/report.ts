@@ -514,7 +514,7 @@ export function buildStudyResults(spec: StudySpec, runs: StudyRuns): StudyResult
       "mrr_10 is trec_eval's recip_rank with -M 10; the other measures are trec_eval's, " +
       "averaged over every test query (-c)",
       "tokens are approximate: triples x (queryLength + 2 x docLength)",
-      "teacher scoring time is charged to each Margin-MSE run in proportion to its triples",
+      "a teacher's time (its training, when the study trains it, and its scoring) is charged to each Margin-MSE run in proportion to its triples",
       "a static sweep reports the run that won on validation; its cost is every run's",
     ],
   };
@@ -553,7 +553,12 @@ function markdown(spec: StudySpec, r: StudyResults): string {
     `| ${k} | ${f2(t.toStop)} | ${f2(t.toBest)} |`
   );
   const teachers = Object.entries(r.teachers).map(([n, t]) =>
-    `- ${n}: ${t.description} (${f2(t.seconds)} s to score the training triples)` +
+    `- ${n}: ${t.description} (${f2(t.seconds)} s in all${
+      t.trainSeconds > 0
+        ? `: ${f2(t.trainSeconds)} s training, ` +
+          `${f2(t.seconds - t.trainSeconds)} s scoring the training triples`
+        : " to score the training triples"
+    })` +
     (spec.teachers[n]?.kind === "cross-encoder" ? "" : ". Not a cross-encoder: a small-scale " +
       "analogue of the paper's cross-encoder teachers, so claims (a), (b) and (d) are tested " +
       "against a weaker teacher than the authors used")

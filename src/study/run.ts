@@ -47,7 +47,14 @@ import { train, type TrainEvent, type TrainOptions } from "../train/trainer.ts";
 import { lockDir } from "../util/lock.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
 import type { RunCost, ValidationPoint } from "./analysis.ts";
-import { budgetSubset, canonicalJson, expandRuns, type RunPlan, type StudySpec } from "./spec.ts";
+import {
+  budgetSubset,
+  canonicalJson,
+  expandRuns,
+  type RunPlan,
+  type StudySpec,
+  type TrainedTeacherSpec,
+} from "./spec.ts";
 import {
   crossEncoderTeacher,
   encoderTeacher,
@@ -134,8 +141,11 @@ export interface StudyRuns {
   results: Map<string, RunResult>;
   /** Keys of the runs this call trained (or resumed); the others were finished already. */
   trained: string[];
-  /** The teachers' descriptions, by name (those the study used). */
-  teachers: Record<string, { description: string; seconds: number }>;
+  /**
+   * The teachers by name: description, whole cost in seconds (training, when the study trained
+   * it, and scoring) and the training part.
+   */
+  teachers: Record<string, { description: string; seconds: number; trainSeconds: number }>;
 }
 
 /** A run whose directory holds another run's settings. */
@@ -239,61 +249,169 @@ async function loadData(
   return { triples, validation, corpus, test };
 }
 
-/** Builds a named teacher (recursively, for means). */
-async function buildTeacher(
-  gpu: Gpu,
-  spec: StudySpec,
+/** Where teachers are built: the study, its data and output, and what training them cost. */
+interface TeacherContext {
+  gpu: Gpu;
+  spec: StudySpec;
+  data: { triples: Triple[]; validation?: ValidationData };
+  out: string;
+  log: (m: string) => void;
+  /** Seconds spent training teachers in this build (a trained teacher's training line). */
+  trainSeconds: number;
+}
+
+/**
+ * The checkpoint of the trained teacher `name`: trained into OUT/teachers/<name>/ with InfoNCE
+ * on every training triple, unless a finished training of the same identity is there.
+ */
+async function trainedTeacher(
+  ctx: TeacherContext,
   name: string,
-  opts: { maxLength: number },
-): Promise<Teacher> {
+  t: TrainedTeacherSpec,
+): Promise<{ path: string; description: string }> {
+  const { gpu, spec, data, out, log } = ctx;
+  const dir = `${out}/teachers/${name}`, done = `${dir}.train.json`;
+  const identity = teacherIdentity(spec, name, data.triples);
+  const tr = spec.training;
+  const maxSteps = Math.max(
+    1,
+    Math.min(t.maxSteps, Math.floor(data.triples.length / tr.batchSize)),
+  );
+  const what = `${spec.model} trained by the study with InfoNCE (scale ${t.scale}) on all ` +
+    `${data.triples.length} training triples, ${t.docLength}-token documents`;
+  if (await exists(done) && await exists(`${dir}/model`)) {
+    const m = await readJson<{ identity: string; description: string }>(done);
+    if (m.identity === identity) return { path: `${dir}/model`, description: m.description };
+  }
+  // An unfinished or stale training is redone from the start.
+  if (await exists(dir)) await Deno.remove(dir, { recursive: true });
+  await Deno.mkdir(dir, { recursive: true });
+  log(`teacher ${name}: training (${what}, at most ${maxSteps} steps)`);
+  const t0 = performance.now();
+  const model = await loadEncoder(gpu, spec.model);
+  let best = 0, bestStep = 0, steps = 0;
+  try {
+    await train(gpu, model, { triples: data.triples, validation: data.validation }, {
+      batchSize: tr.batchSize,
+      queryLength: tr.queryLength,
+      docLength: t.docLength,
+      lr: tr.lr,
+      maxSteps,
+      epochs: 1,
+      evalEvery: tr.validateEvery,
+      patience: tr.patience,
+      seed: spec.dataSeed,
+      loss: "infonce",
+      infonceScale: t.scale,
+      outDir: `${dir}/train`,
+      log: (m) => log(`teacher ${name}: ${m}`),
+      onEvent: (e) => {
+        if (e.type === "step") steps = e.step;
+        if (e.type === "validation" && e.ndcg10 > best) [best, bestStep] = [e.ndcg10, e.step];
+      },
+    });
+  } finally {
+    freeModel(model);
+  }
+  const from = await exists(`${dir}/train/best`) ? "best" : "last";
+  await Deno.rename(`${dir}/train/${from}`, `${dir}/model`);
+  await Deno.remove(`${dir}/train`, { recursive: true });
+  const seconds = (performance.now() - t0) / 1000;
+  ctx.trainSeconds += seconds;
+  const description = `${what}: ${steps} steps` +
+    (bestStep > 0 ? `, best validation nDCG@10 ${best.toFixed(4)} at step ${bestStep}` : "") +
+    `; training took ${seconds.toFixed(1)} s`;
+  await writeJson(done, { identity, description, seconds });
+  log(`teacher ${name}: trained in ${seconds.toFixed(1)} s`);
+  return { path: `${dir}/model`, description };
+}
+
+/** Builds a named teacher (recursively, for means; training a trained teacher first). */
+async function buildTeacher(ctx: TeacherContext, name: string): Promise<Teacher> {
+  const { gpu, spec } = ctx;
   const t = spec.teachers[name];
+  const opts = { maxLength: spec.training.docLength };
   switch (t.kind) {
     case "encoder":
       return encoderTeacher(gpu, await loadEncoder(gpu, t.model), t.model, opts);
     case "cross-encoder":
       return crossEncoderTeacher(gpu, await loadCrossEncoder(gpu, t.model), t.model);
     case "mean":
-      return meanTeacher(
-        await Promise.all(t.of.map((m) => buildTeacher(gpu, spec, m, opts))),
-      );
+      return meanTeacher(await Promise.all(t.of.map((m) => buildTeacher(ctx, m))));
+    case "trained": {
+      const { path, description } = await trainedTeacher(ctx, name, t);
+      return encoderTeacher(gpu, await loadEncoder(gpu, path), description, {
+        maxLength: t.docLength,
+      });
+    }
   }
 }
 
-/** The teacher's scores of `triples`: read from OUT/teachers/<name>.jsonl, or computed. */
+/**
+ * What a teacher's scores depend on: its spec (and its members'), the base model and the shared
+ * training settings (scoring lengths; a trained teacher's training), and the triples.
+ */
+function teacherIdentity(spec: StudySpec, name: string, triples: Triple[]): string {
+  const members = (n: string): Record<string, unknown> => {
+    const t = spec.teachers[n];
+    return t.kind === "mean" ? { ...t, of: t.of.map(members) } : { ...t };
+  };
+  return canonicalJson({
+    teacher: members(name),
+    model: spec.model,
+    training: spec.training,
+    dataSeed: spec.dataSeed,
+    triples: tripleFingerprint(triples),
+  });
+}
+
+/**
+ * The teacher's scores of every training triple: read from OUT/teachers/<name>.jsonl, or
+ * computed. `seconds` is the teacher's whole cost (training, when the study trains it, and
+ * scoring); `trainSeconds` the training part.
+ */
 async function teacherScores(
-  gpu: Gpu,
-  spec: StudySpec,
+  ctx: TeacherContext,
   name: string,
-  triples: Triple[],
-  out: string,
-  log: (m: string) => void,
-): Promise<{ pos: Float32Array; neg: Float32Array; seconds: number; description: string }> {
+): Promise<
+  {
+    pos: Float32Array;
+    neg: Float32Array;
+    seconds: number;
+    trainSeconds: number;
+    description: string;
+  }
+> {
+  const { out, log, spec, data } = ctx;
+  const triples = data.triples;
   const dir = `${out}/teachers`;
   await Deno.mkdir(dir, { recursive: true });
   const path = `${dir}/${name}.jsonl`, meta = `${dir}/${name}.json`;
-  const fingerprint = tripleFingerprint(triples);
-  const teacher = canonicalJson(spec.teachers[name]);
+  const identity = teacherIdentity(spec, name, triples);
   if (await exists(meta) && await exists(path)) {
     const m = await readJson<
-      { teacher: string; fingerprint: string; seconds: number; description: string }
+      { identity: string; seconds: number; trainSeconds: number; description: string }
     >(meta);
-    if (m.teacher === teacher && m.fingerprint === fingerprint) {
+    if (m.identity === identity) {
       log(`teacher ${name}: reusing ${path}`);
       return { ...teacherScoresFor(triples, await readTeacherScores(path)), ...m };
     }
   }
-  log(`teacher ${name}: scoring ${triples.length} triples`);
   const t0 = performance.now();
-  const t = await buildTeacher(gpu, spec, name, { maxLength: spec.training.docLength });
+  ctx.trainSeconds = 0;
+  const t = await buildTeacher(ctx, name);
+  log(`teacher ${name}: scoring ${triples.length} triples`);
   const scores = await t.score(triples);
   const seconds = (performance.now() - t0) / 1000;
+  const trainSeconds = ctx.trainSeconds;
   await writeTeacherFile(path, triples, scores);
-  await writeJson(meta, { teacher, fingerprint, seconds, description: t.name });
+  await writeJson(meta, { identity, seconds, trainSeconds, description: t.name });
   log(`teacher ${name}: ${seconds.toFixed(1)} s (${t.name})`);
   return {
     pos: Float32Array.from(scores.pos),
     neg: Float32Array.from(scores.neg),
     seconds,
+    trainSeconds,
     description: t.name,
   };
 }
@@ -422,9 +540,15 @@ export async function runStudy(
   for (const [name, t] of Object.entries(spec.teachers)) {
     const meta = `${out}/teachers/${name}.json`;
     if (await exists(meta)) {
-      const m = await readJson<{ seconds: number; description: string }>(meta);
-      teachers[name] = { description: m.description, seconds: m.seconds };
-    } else teachers[name] = { description: `${t.kind} (not scored)`, seconds: 0 };
+      const m = await readJson<{ seconds: number; trainSeconds?: number; description: string }>(
+        meta,
+      );
+      teachers[name] = {
+        description: m.description,
+        seconds: m.seconds,
+        trainSeconds: m.trainSeconds ?? 0,
+      };
+    } else teachers[name] = { description: `${t.kind} (not scored)`, seconds: 0, trainSeconds: 0 };
   }
   if (todo.length === 0) return { plans, results, trained: [], teachers };
 
@@ -457,9 +581,13 @@ export async function runStudy(
       const name = plan.settings.loss.teacher;
       let t = teacherCache.get(name);
       if (!t) {
-        t = await teacherScores(gpu, spec, name, data.triples, out, log);
+        t = await teacherScores({ gpu, spec, data, out, log, trainSeconds: 0 }, name);
         teacherCache.set(name, t);
-        teachers[name] = { description: t.description, seconds: t.seconds };
+        teachers[name] = {
+          description: t.description,
+          seconds: t.seconds,
+          trainSeconds: t.trainSeconds,
+        };
       }
       teacher = {
         pos: Float32Array.from(subset, (j) => t!.pos[j]),

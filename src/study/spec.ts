@@ -82,11 +82,33 @@ export interface StudyTraining {
   validationQueries: number;
 }
 
-/** A teacher: an encoder's cosine, or a z-normalised mean of other teachers. */
+/**
+ * A teacher: an encoder's cosine, a cross-encoder's logit, a z-normalised mean of other
+ * teachers, or the study's base model trained by the study itself with InfoNCE on every
+ * training triple (the offline stand-in for a stronger model; its training is charged to the
+ * arms that use it).
+ */
 export type TeacherSpec =
   | { kind: "encoder"; model: string }
   | { kind: "cross-encoder"; model: string }
-  | { kind: "mean"; of: string[] };
+  | { kind: "mean"; of: string[] }
+  | TrainedTeacherSpec;
+
+/**
+ * A teacher the study trains: the base model with InfoNCE (in-batch and hard negatives) on all
+ * the study's training triples, with the shared settings except those given here, validated
+ * on the study's validation queries, its best checkpoint scoring by cosine.
+ */
+export interface TrainedTeacherSpec {
+  /** `trained`. */
+  kind: "trained";
+  /** InfoNCE's logit scale. Default 20. */
+  scale: number;
+  /** Document tokens in its training and scoring. Default the shared `docLength`. */
+  docLength: number;
+  /** Steps at most (capped at one epoch of the triples). Default the shared `maxSteps`. */
+  maxSteps: number;
+}
 
 /** A parsed, checked study spec. */
 export interface StudySpec {
@@ -137,7 +159,7 @@ export const DEFAULT_MARGIN_ARM: Readonly<MarginArmOptions> = Object.freeze({
 export const DEFAULT_TOST_MARGIN = 0.02;
 
 const ARM_KINDS = ["margin", "static-sweep", "margin-mse", "infonce"] as const;
-const TEACHER_KINDS = ["encoder", "cross-encoder", "mean"] as const;
+const TEACHER_KINDS = ["encoder", "cross-encoder", "mean", "trained"] as const;
 
 type Json = Record<string, unknown>;
 
@@ -279,7 +301,12 @@ function parseArm(r: Reader, v: unknown, field: string): ArmSpec {
   }
 }
 
-function parseTeacher(r: Reader, v: unknown, field: string): TeacherSpec {
+function parseTeacher(
+  r: Reader,
+  v: unknown,
+  field: string,
+  training: StudyTraining,
+): TeacherSpec {
   const t = r.object(v, field);
   if (!TEACHER_KINDS.includes(t.kind as typeof TEACHER_KINDS[number])) {
     r.fail(
@@ -291,6 +318,21 @@ function parseTeacher(r: Reader, v: unknown, field: string): TeacherSpec {
     r.only(t, field, ["kind", "of"]);
     const of = r.array(t.of, `${field}.of`).map((x, i) => r.string(x, `${field}.of[${i}]`));
     return { kind: "mean", of };
+  }
+  if (t.kind === "trained") {
+    r.only(t, field, ["kind", "scale", "docLength", "maxSteps"]);
+    return {
+      kind: "trained",
+      scale: t.scale === undefined
+        ? 20
+        : r.number(t.scale, `${field}.scale`, (x) => x > 0, "a positive number"),
+      docLength: t.docLength === undefined
+        ? training.docLength
+        : r.int(t.docLength, `${field}.docLength`, 1),
+      maxSteps: t.maxSteps === undefined
+        ? training.maxSteps
+        : r.int(t.maxSteps, `${field}.maxSteps`, 1),
+    };
   }
   r.only(t, field, ["kind", "model"]);
   return {
@@ -345,7 +387,7 @@ export function parseStudySpec(json: unknown, file = "study spec"): StudySpec {
   if (s.teachers !== undefined) {
     const t = r.object(s.teachers, "teachers");
     for (const [name, v] of Object.entries(t)) {
-      teachers[name] = parseTeacher(r, v, `teachers.${name}`);
+      teachers[name] = parseTeacher(r, v, `teachers.${name}`, training);
     }
     for (const [name, t] of Object.entries(teachers)) {
       if (t.kind !== "mean") continue;
