@@ -44,7 +44,15 @@ export { gelu, relu, tanh } from "./src/ops/activation.ts";
 export { layerNorm } from "./src/ops/layernorm.ts";
 export { softmax } from "./src/ops/softmax.ts";
 export { embedding } from "./src/ops/embedding.ts";
-export { l2Norm, l2Normalize, maskedMean, sumAll, sumLastDim } from "./src/ops/reduce.ts";
+export {
+  l2Norm,
+  l2Normalize,
+  maskedLast,
+  maskedMax,
+  maskedMean,
+  sumAll,
+  sumLastDim,
+} from "./src/ops/reduce.ts";
 export type { L2NormalizeOptions } from "./src/ops/reduce.ts";
 export { swap12, takeRow } from "./src/ops/layout.ts";
 export { cosineSimilarityMatrix, cosineSimilarityRows } from "./src/ops/similarity.ts";
@@ -67,11 +75,32 @@ export type { EncoderConfig } from "./src/models/config.ts";
 export { encoderForward } from "./src/models/encoder.ts";
 export type { EncoderParams, TokenBatch } from "./src/models/encoder.ts";
 export type { LoadedEncoder } from "./src/models/hf.ts";
-export { downloadHubModel, loadEncoder, saveEncoder } from "./src/models/load.ts";
-export { encodeTexts } from "./src/models/encode.ts";
+export {
+  downloadHubModel,
+  loadEncoder,
+  saveEncoder,
+  sentenceTransformersLayoutOf,
+} from "./src/models/load.ts";
+export { encodeTexts, formatTexts, promptPoolSkip, tokenizeFor } from "./src/models/encode.ts";
+export {
+  promptFor,
+  readSentenceTransformersLayout,
+  textFormat,
+  writeSentenceTransformersLayout,
+} from "./src/models/st_layout.ts";
+export type {
+  PromptOverrides,
+  SentenceTransformersLayout,
+  StPooling,
+  StSimilarity,
+  TextFormat,
+  TextRole,
+} from "./src/models/st_layout.ts";
+export { renderModelCard, writeModelCard } from "./src/models/model_card.ts";
+export type { ModelCardInfo } from "./src/models/model_card.ts";
 export { cachedEncoder, clearEncoderCache, encode } from "./src/api/encode.ts";
 export type { EncodeResult, EncodeTextsOptions } from "./src/api/encode.ts";
-export type { Embeddings, EncodeOptions } from "./src/models/encode.ts";
+export type { Embeddings, EncodeOptions, Tokenized } from "./src/models/encode.ts";
 export { readModelWeights, readSafetensors, writeSafetensors } from "./src/models/safetensors.ts";
 export { crossEncoderScores, loadCrossEncoder } from "./src/models/cross_encoder.ts";
 export type {
@@ -109,11 +138,13 @@ export {
 export type {
   ArmSpec,
   MarginArmOptions,
+  ModelLoadSpec,
   RunLoss,
   RunPlan,
   StudySpec,
   StudyTraining,
   TeacherSpec,
+  TrainedTeacherSpec,
 } from "./src/study/spec.ts";
 export {
   crossEncoderTeacher,

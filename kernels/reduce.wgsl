@@ -1,8 +1,9 @@
-// Reductions and their backward passes: sum of all elements, sum over the last dimension, mean
-// over the kept positions of a masked sequence, L2 norm of rows and L2 normalisation of rows.
+// Reductions and their backward passes: sum of all elements, sum over the last dimension, mean,
+// max and last of the kept positions of a masked sequence (pooling), L2 norm of rows and L2
+// normalisation of rows.
 // Dimension legend: rows x cols for row-wise ops (leading dimensions folded into rows); the
-// masked mean takes x [B, S, D] and mask [B, S] (f32 0/1, or i32/u32 where non-zero keeps) to
-// y [B, D]. Per-element kernels use a flat index the host may fold into two grid dimensions
+// masked poolings take x [B, S, D] and mask [B, S] (f32 0/1, or i32/u32 where non-zero keeps)
+// to y [B, D]. Per-element kernels use a flat index the host may fold into two grid dimensions
 // (src/gpu/kernels.ts grid1d): i = flat_index(gid, nwg); per-row kernels run one workgroup per
 // row: r = group_index(wid, nwg). Backward kernels ACCUMULATE (+=).
 // Loops stay under 65535 iterations per invocation (llvmpipe silently ends longer loops): the
@@ -10,9 +11,9 @@
 
 struct Params {
   n: u32,          // elements (or partial sums) the kernel covers
-  rows: u32,       // rows (row-wise ops), B (masked mean)
-  cols: u32,       // cols (row-wise ops), D (masked mean)
-  seq: u32,        // S (masked mean)
+  rows: u32,       // rows (row-wise ops), B (masked poolings)
+  cols: u32,       // cols (row-wise ops), D (masked poolings)
+  seq: u32,        // S (masked poolings)
   mask_float: u32, // the mask holds f32 values (else integers)
   eps: f32,        // l2 normalisation floor
 }
@@ -122,6 +123,75 @@ fn masked_mean_backward(@builtin(global_invocation_id) gid: vec3<u32>,
   let bs = i / p.cols; // b · S + s
   let b = bs / p.seq;
   out4[i] += kept(mask3[bs]) * in2[b] * in1[b * p.cols + d];
+}
+
+// ---- max and last-token pooling -------------------------------------------------------------
+// masked_max_forward: x (in1) [B, S, D], mask (mask3) [B, S] -> y (out2) [B, D], at (out4)
+// [B, D]: y[b, d] = max over kept s of x[b, s, d] (the first such s in at, as f32; exact for
+// S < 2^24), or y = 0 and at = S when row b keeps nothing; n = B · D.
+@compute @workgroup_size(WG)
+fn masked_max_forward(@builtin(global_invocation_id) gid: vec3<u32>,
+                      @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg);
+  if (i >= p.n) { return; }
+  let b = i / p.cols;
+  let d = i % p.cols;
+  var best = 0.0;
+  var at = p.seq;
+  for (var t = 0u; t < p.seq; t++) {
+    if (kept(mask3[b * p.seq + t]) == 0.0) { continue; }
+    let v = in1[(b * p.seq + t) * p.cols + d];
+    if (at == p.seq || v > best) { best = v; at = t; }
+  }
+  out2[i] = best;
+  out4[i] = f32(at);
+}
+
+// masked_max_backward: dy (in1) [B, D], at (in2) [B, D] -> dx (out3) [B, S, D]:
+// dx[b, at[b, d], d] += dy[b, d] (nothing for a row that kept nothing); n = B · D. Each (b, d)
+// writes its own element, so there are no races.
+@compute @workgroup_size(WG)
+fn masked_max_backward(@builtin(global_invocation_id) gid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg);
+  if (i >= p.n) { return; }
+  let at = u32(in2[i]);
+  if (at >= p.seq) { return; }
+  let b = i / p.cols;
+  let d = i % p.cols;
+  out3[(b * p.seq + at) * p.cols + d] += in1[i];
+}
+
+// The last kept position of row b, or S when it keeps nothing.
+fn last_kept(b: u32) -> u32 {
+  for (var t = p.seq; t > 0u; t--) {
+    if (kept(mask3[b * p.seq + t - 1u]) != 0.0) { return t - 1u; }
+  }
+  return p.seq;
+}
+
+// masked_last_forward: x (in1) [B, S, D], mask (mask3) [B, S] -> y (out2) [B, D] = x[b, s, d]
+// at the last kept s (0 for a row that keeps nothing); n = B · D.
+@compute @workgroup_size(WG)
+fn masked_last_forward(@builtin(global_invocation_id) gid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg);
+  if (i >= p.n) { return; }
+  let b = i / p.cols;
+  let at = last_kept(b);
+  out2[i] = select(0.0, in1[(b * p.seq + at) * p.cols + i % p.cols], at < p.seq);
+}
+
+// masked_last_backward: dy (in1) [B, D], mask (mask3) [B, S] -> dx (out2) [B, S, D]:
+// dx[b, last kept s, d] += dy[b, d]; n = B · D.
+@compute @workgroup_size(WG)
+fn masked_last_backward(@builtin(global_invocation_id) gid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg);
+  if (i >= p.n) { return; }
+  let b = i / p.cols;
+  let at = last_kept(b);
+  if (at < p.seq) { out2[(b * p.seq + at) * p.cols + i % p.cols] += in1[i]; }
 }
 
 // ---- L2 norm of rows ----------------------------------------------------------------------------

@@ -11,6 +11,9 @@ import {
   checkOutputFile,
   knownErrorExitCode,
   loadModelForCli,
+  MODEL_FLAGS,
+  MODEL_FLAGS_HELP,
+  modelFlagOptions,
   parseCliArgs,
   positiveIntFlag,
   runCli,
@@ -22,11 +25,14 @@ import { formatCount, formatDuration, formatRate, ProgressBar } from "../src/cli
 import { readTextsJsonl } from "../src/cli/texts_jsonl.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { encodeTexts } from "../src/models/encode.ts";
+import type { TextRole } from "../src/models/st_layout.ts";
 
 const HELP = `deno task encode — embed texts with an encoder on WebGPU
 
   deno task encode --model use-lite|DIR|HUB_NAME --input IN.jsonl --out OUT.jsonl|OUT.npy
-                   [--batch-size N] [--max-length N] [--field text] [--no-title] [--quiet]
+                   [--role query|document] [--batch-size N] [--max-length N] [--field text]
+                   [--no-title] [--pooling MODE] [--query-prompt S] [--document-prompt S]
+                   [--quiet]
 
 Input: JSON Lines, one object per line: {"id": "...", "text": "..."}. BEIR files work as they
 are: "_id" is accepted for "id", and when a record has a "title" the text encoded is
@@ -44,8 +50,12 @@ ids file) keeps its old content and no temporary file is left behind.
 
 Options:
   --model NAME       use-lite (the embedded default, 512-d), a model directory (Hugging Face
-                     BERT/DistilBERT/MPNet or a selfmargin checkpoint), or a Hub name
-                     (org/model; downloaded into the cache when online). Default use-lite
+                     BERT/DistilBERT/MPNet, a sentence-transformers directory, or a selfmargin
+                     checkpoint), or a Hub name (org/model; downloaded into the cache when
+                     online). Default use-lite. A sentence-transformers directory is encoded
+                     as it declares: pooling, normalisation, max_seq_length, lower-casing
+  --role R           query or document: the texts get the model's prompt for that role
+                     (e5's "query: ", bge's query instruction...); default none
   --input FILE       the JSONL texts
   --out FILE         where to write (.npy or JSON Lines)
   --ids FILE         with .npy: where the ids go (.json array, or .txt one per line);
@@ -57,6 +67,7 @@ Options:
                      texts are truncated and counted in the summary
   --field NAME       the field holding the text (default text)
   --no-title         do not join a "title" field before the text
+${MODEL_FLAGS_HELP}
   --quiet            no progress bar and no summary
   -h, --help         this text
 
@@ -140,6 +151,8 @@ async function main(argv: string[]): Promise<void> {
       field: { type: "string", default: "text" },
       "no-title": { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
+      role: { type: "string" },
+      ...MODEL_FLAGS,
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -170,6 +183,10 @@ interface Flags {
   field: string;
   "no-title": boolean;
   quiet: boolean;
+  role?: string;
+  pooling?: string;
+  "query-prompt"?: string;
+  "document-prompt"?: string;
 }
 
 async function run(v: Flags, interrupts: Interrupts): Promise<void> {
@@ -178,6 +195,11 @@ async function run(v: Flags, interrupts: Interrupts): Promise<void> {
   const maxTokens = positiveIntFlag("--max-tokens", v["max-tokens"]) ?? 16384;
   const maxLength = positiveIntFlag("--max-length", v["max-length"]);
   if (v.field === "") throw new UsageError("--field needs a field name");
+  if (v.role !== undefined && v.role !== "query" && v.role !== "document") {
+    throw new UsageError(`--role must be query or document (got ${v.role || "an empty value"})`);
+  }
+  const role = v.role as TextRole | undefined;
+  const modelOptions = modelFlagOptions(v);
   await checkModelSpec("--model", v.model);
   await checkInputFile("--input", v.input);
   const npy = /\.npy$/i.test(v.out);
@@ -216,8 +238,14 @@ async function run(v: Flags, interrupts: Interrupts): Promise<void> {
   const records = await readTextsJsonl(v.input, { field: v.field, title: !v["no-title"] });
   const t0 = performance.now();
   const gpu = await getGpu();
-  const model = await loadModelForCli(gpu, v.model, { maxLength });
+  const model = await loadModelForCli(gpu, v.model, { maxLength, ...modelOptions });
   const dim = model.config.hidden;
+  if (role === undefined && (model.text?.queryPrompt || model.text?.documentPrompt)) {
+    say(
+      `encode: ${v.model} declares prompts (query ${JSON.stringify(model.text.queryPrompt)}, ` +
+        `document ${JSON.stringify(model.text.documentPrompt)}); without --role none is applied`,
+    );
+  }
   const length = Math.min(maxLength ?? model.maxLength, model.maxLength);
   say(
     `encode: ${records.length} texts from ${v.input}; model ${v.model} (${dim}-d, max ` +
@@ -241,6 +269,7 @@ async function run(v: Flags, interrupts: Interrupts): Promise<void> {
         batchSize,
         maxTokens,
         maxLength: length,
+        role,
         onProgress: (done, tok) => bar.update(c + done, `${formatCount(tokens + tok)} tokens`),
       });
       tokens += emb.tokens;

@@ -11,6 +11,9 @@ import {
   checkOutputFile,
   intFlag,
   loadModelForCli,
+  MODEL_FLAGS,
+  MODEL_FLAGS_HELP,
+  modelFlagOptions,
   numberFlag,
   parseCliArgs,
   positiveIntFlag,
@@ -78,7 +81,9 @@ Options:
   --samples N        bootstrap resamples (default 10000)
   --seed S           bootstrap seed (default 1)
   --model NAME       dense retrieval with an encoder: 'use-lite' (built in), a model
-                     directory, or a Hugging Face Hub name
+                     directory, or a Hugging Face Hub name; a sentence-transformers directory
+                     is used as it declares (pooling, normalisation, max_seq_length, and its
+                     query and document prompts)
   --k N              documents retrieved per query with --model (default 1000; same as --depth)
   --rerank FILE      with --model: re-rank this run's documents (e.g. BM25's top 100)
                      instead of retrieving from the whole corpus
@@ -86,6 +91,8 @@ Options:
   --batch-size N     texts per encoder batch (default 64)
   --cache-dir DIR    where encoded corpora are cached (default ${embeddingCacheDir()})
   --no-cache         neither read nor write the embedding cache
+${MODEL_FLAGS_HELP}
+                     (these three: with --model only)
   -h, --help         this text
 
 The measures: num_q num_ret num_rel num_rel_ret map recip_rank P_k recall_k ndcg ndcg_cut_k
@@ -164,6 +171,7 @@ async function main(argv: string[]): Promise<void> {
       "batch-size": { type: "string" },
       "cache-dir": { type: "string" },
       "no-cache": { type: "boolean", default: false },
+      ...MODEL_FLAGS,
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -180,6 +188,7 @@ async function main(argv: string[]): Promise<void> {
   const kFlag = positiveIntFlag("--k", v.k);
   const maxLength = positiveIntFlag("--max-length", v["max-length"]);
   const batchSize = positiveIntFlag("--batch-size", v["batch-size"]);
+  const modelOptions = modelFlagOptions(v);
   const samples = positiveIntFlag("--samples", v.samples) ?? 10000;
   const seed = intFlag("--seed", v.seed) ?? 1;
   const alpha = numberFlag("--alpha", v.alpha, { above: 0, below: 0.5 }) ?? 0.05;
@@ -203,7 +212,18 @@ async function main(argv: string[]): Promise<void> {
     (v as Record<string, unknown>)[name] !== undefined &&
     (v as Record<string, unknown>)[name] !== false;
   const onlyFor: [string[], string[]][] = [
-    [["k", "rerank", "max-length", "batch-size", "cache-dir", "no-cache"], ["--model"]],
+    [
+      [
+        "k",
+        "rerank",
+        "max-length",
+        "batch-size",
+        "cache-dir",
+        "no-cache",
+        ...Object.keys(MODEL_FLAGS),
+      ],
+      ["--model"],
+    ],
     [["depth", "out", "data", "dataset", "split"], ["--model", "--bm25"]],
     [["metric", "margin", "alpha", "samples", "seed"], ["--compare"]],
     [["per-query", "msmarco"], ["--model", "--bm25", ""]],
@@ -270,7 +290,7 @@ async function main(argv: string[]): Promise<void> {
     const k = kFlag ?? depthFlag ?? 1000;
     // The model before the corpus: a model that does not load fails in seconds.
     const gpu = await getGpu();
-    const model = await loadModelForCli(gpu, v.model, { maxLength });
+    const model = await loadModelForCli(gpu, v.model, { maxLength, ...modelOptions });
     const { corpus, queries, qrels } = await loadBeir(dir, split);
     const common = {
       corpus,

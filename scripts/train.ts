@@ -38,6 +38,7 @@ import type { MarginError } from "../src/losses/margin.ts";
 import type { Doc } from "../src/data/types.ts";
 import { lockDir } from "../src/util/lock.ts";
 import { trainProgress } from "../src/cli/train_progress.ts";
+import { modelFlagOptions } from "../src/cli/cli_checks.ts";
 
 /** The negative source a `--negatives` flag names (bm25, random or a file). */
 export function negativeSource(
@@ -158,9 +159,22 @@ const SECTIONS: [title: string, flags: Flag[]][] = [
     {
       name: "model",
       arg: "NAME",
-      help: "use-lite, a model directory, or a Hub name",
+      help: "use-lite, a model directory, or a Hub name; a sentence-transformers directory " +
+        "is trained as it declares (pooling, normalisation, max_seq_length, prompts), and " +
+        "every checkpoint is saved in that layout with a model card (README.md)",
       data: "model",
     },
+    {
+      name: "pooling",
+      arg: "MODE",
+      help: "cls | mean | max | lasttoken | pooler, instead of what the model declares",
+    },
+    {
+      name: "query-prompt",
+      arg: "S",
+      help: 'prepended to every query instead of the model\'s own prompt ("" for none)',
+    },
+    { name: "document-prompt", arg: "S", help: "the same for documents" },
     { name: "loss", arg: "KIND", help: LOSS_KINDS.join(" | "), option: "loss" },
     {
       name: "target",
@@ -321,6 +335,11 @@ export function helpText(defaults: TrainDefaults = DEFAULT_TRAIN_OPTIONS): strin
   return out.join("\n");
 }
 
+/** `arg` as a POSIX shell reads it back (quoted when it needs to be). */
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'"'"'`)}'`;
+}
+
 function fail(message: string): never {
   console.error(`train: ${message}`);
   Deno.exit(2);
@@ -419,8 +438,14 @@ async function main(): Promise<void> {
     outDir: out,
     stopAfter: int("stop-after"),
   };
+  let modelOptions: ReturnType<typeof modelFlagOptions> = {};
   try {
     checkTrainOptions(flagOptions);
+    modelOptions = modelFlagOptions({
+      pooling: str("pooling"),
+      "query-prompt": str("query-prompt"),
+      "document-prompt": str("document-prompt"),
+    });
   } catch (e) {
     fail((e as Error).message);
   }
@@ -485,9 +510,16 @@ async function main(): Promise<void> {
 
   // ---- model and training -------------------------------------------------------------------
   const gpu = await getGpu();
-  const model = await loadEncoder(gpu, str("model") ?? DATA_DEFAULTS.model);
+  const modelName = str("model") ?? DATA_DEFAULTS.model;
+  const model = await loadEncoder(gpu, modelName, modelOptions);
   const opts: TrainOptions = {
     ...flagOptions,
+    card: {
+      baseModel: modelName,
+      command: ["deno task train", ...Deno.args.map(shellQuote)].join(" "),
+      data: `${triples.length} training triples` +
+        (triplesPath ? ` from ${triplesPath}` : ` from ${str("dataset") ?? DATA_DEFAULTS.dataset}`),
+    },
     resume: on("resume"),
     lock,
     // args.json: written by train once a fresh run is accepted, never by a refused one.

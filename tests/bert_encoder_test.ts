@@ -8,72 +8,16 @@
 import { deepStrictEqual } from "node:assert/strict";
 import { getGpu } from "../src/gpu/device.ts";
 import { withArena } from "../src/gpu/tensor.ts";
-import { encoderForward, type TokenBatch } from "../src/models/encoder.ts";
+import { encoderForward } from "../src/models/encoder.ts";
 import { hfParameterNames, loadHfEncoder } from "../src/models/hf.ts";
 import { configFromHf } from "../src/models/config.ts";
-import { type NamedTensor, writeSafetensors } from "../src/models/safetensors.ts";
+import { writeSafetensors } from "../src/models/safetensors.ts";
 import { bertFamilyForward, type RefConfig } from "./reference/bert_ref.ts";
-import { assertClose, randn, rng } from "./helpers.ts";
+import { assertClose } from "./helpers.ts";
+import { randomBatch, randomWeights } from "./reference/bert_weights.ts";
 
 const dataDir = Deno.env.get("SELFMARGIN_DATA_DIR") ?? "../shared/datasets";
 const tokenizerDir = `${dataDir}/../models/minilm-l6-tokenizer`;
-
-/** Seeded random weights for every parameter name, with shapes from the config. */
-function randomWeights(raw: Record<string, unknown>, seed: number): Map<string, NamedTensor> {
-  const cfg = configFromHf(raw, "config.json", { hasPooler: true });
-  const H = cfg.hidden, F = cfg.intermediate;
-  const P = raw.max_position_embeddings as number;
-  const shapes = new Map<string, number[]>();
-  for (const name of hfParameterNames(cfg, cfg.family === "bert")) {
-    let shape: number[];
-    if (name === "embeddings.word_embeddings.weight") shape = [cfg.vocabSize, H];
-    else if (name === "embeddings.position_embeddings.weight") shape = [P, H];
-    else if (name === "embeddings.token_type_embeddings.weight") shape = [cfg.typeVocabSize, H];
-    else if (name === "encoder.relative_attention_bias.weight") {
-      shape = [cfg.relativeAttentionBuckets, cfg.heads];
-    } else if (/(intermediate\.dense|ffn\.lin1)\.weight$/.test(name)) shape = [F, H];
-    else if (/(intermediate\.dense|ffn\.lin1)\.bias$/.test(name)) shape = [F];
-    else if (/(output\.dense|ffn\.lin2)\.weight$/.test(name) && !name.includes("attention")) {
-      shape = [H, F];
-    } else if (name.endsWith(".weight") && !/LayerNorm|layer_norm/.test(name)) shape = [H, H];
-    else shape = [H];
-    shapes.set(name, shape);
-  }
-  const out = new Map<string, NamedTensor>();
-  let i = 0;
-  for (const [name, shape] of shapes) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const isNorm = /LayerNorm|layer_norm/.test(name);
-    const data = randn(
-      n,
-      seed * 1000 + i++,
-      isNorm ? 0.1 : name.includes("embeddings") ? 0.5 : 0.08,
-    );
-    if (isNorm && name.endsWith(".weight")) { for (let j = 0; j < n; j++) data[j] += 1; }
-    out.set(name, { shape, data });
-  }
-  return out;
-}
-
-function randomBatch(
-  seed: number,
-  batch: number,
-  seq: number,
-  vocab: number,
-  pad: number,
-): TokenBatch {
-  const u = rng(seed);
-  const ids = new Int32Array(batch * seq), mask = new Float32Array(batch * seq);
-  for (let b = 0; b < batch; b++) {
-    const len = seq - ((b * 5) % (seq - 2)); // varied lengths, some padded
-    for (let s = 0; s < seq; s++) {
-      const real = s < len;
-      ids[b * seq + s] = real ? 3 + Math.floor(u() * (vocab - 3)) : pad;
-      mask[b * seq + s] = real ? 1 : 0;
-    }
-  }
-  return { batch, seq, ids, mask };
-}
 
 async function checkFamily(raw: Record<string, unknown>, ref: RefConfig, seed: number) {
   const gpu = await getGpu();

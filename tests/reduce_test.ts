@@ -1,6 +1,14 @@
 import { Tape } from "../src/autodiff/tape.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
-import { l2Norm, l2Normalize, maskedMean, sumAll, sumLastDim } from "../src/ops/reduce.ts";
+import {
+  l2Norm,
+  l2Normalize,
+  maskedLast,
+  maskedMax,
+  maskedMean,
+  sumAll,
+  sumLastDim,
+} from "../src/ops/reduce.ts";
 import { assertClose, checkOp, gpu, randn } from "./helpers.ts";
 
 /** float64 row sums of x viewed as [rows, cols]. */
@@ -23,6 +31,36 @@ function maskedMeanRef(x: Float64Array, mask: ArrayLike<number>, [B, S, D]: numb
     for (let d = 0; d < D; d++) y[b * D + d] = count ? y[b * D + d] / count : 0;
   }
   return y;
+}
+
+/** float64 masked max (0 for a row that keeps nothing) and last-kept-position pooling. */
+function maskedPoolRef(
+  kind: "max" | "last",
+  x: Float64Array,
+  mask: ArrayLike<number>,
+  [B, S, D]: number[],
+) {
+  const y = new Float64Array(B * D);
+  for (let b = 0; b < B; b++) {
+    for (let d = 0; d < D; d++) {
+      let v: number | null = null;
+      for (let s = 0; s < S; s++) {
+        if (mask[b * S + s] === 0) continue;
+        const xs = x[(b * S + s) * D + d];
+        v = kind === "last" || v === null ? xs : Math.max(v, xs);
+      }
+      y[b * D + d] = v ?? 0;
+    }
+  }
+  return y;
+}
+
+/** Ragged kept positions (holes included); the last batch element (when B > 1) keeps nothing. */
+function raggedMask(B: number, S: number): Float32Array {
+  return Float32Array.from({ length: B * S }, (_, i) => {
+    const b = Math.floor(i / S), s = i % S;
+    return B > 1 && b === B - 1 ? 0 : s <= (b * 3) % S && (s + b) % 4 !== 3 ? 1 : 0;
+  });
 }
 
 /** float64 x / max(‖x‖, eps) per row. */
@@ -76,6 +114,25 @@ Deno.test("maskedMean pools kept positions, zeros for an all-zero mask", async (
         // A mean of at most 9 O(1) values: a few f32 ulps.
         forwardTol: { atol: 2e-6, rtol: 1e-5 },
       });
+    }
+  }
+});
+
+Deno.test("maskedMax and maskedLast pool kept positions (holes too), zeros for none kept", async () => {
+  for (const [B, S, D] of [[1, 1, 1], [3, 7, 5], [4, 9, 70]]) {
+    const mask = raggedMask(B, S);
+    for (const dtype of ["f32", "i32"] as const) {
+      for (const kind of ["max", "last"] as const) {
+        const op = kind === "max" ? maskedMax : maskedLast;
+        await checkOp({
+          name: `masked ${kind} [${B}, ${S}, ${D}] ${dtype} mask`,
+          inputs: [{ shape: [B, S, D] }, { shape: [B, S], data: mask, grad: false, dtype }],
+          forward: (tape, x, m) => op(x, m, { tape }),
+          reference: (x) => maskedPoolRef(kind, x, mask, [B, S, D]),
+          // A selection, no arithmetic: exact.
+          forwardTol: { atol: 0, rtol: 0 },
+        });
+      }
     }
   }
 });

@@ -10,6 +10,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { DataFormatError } from "../data/types.ts";
 import { type Gpu, GpuDeviceLostError, GpuError, GpuUnavailableError } from "../gpu/device.ts";
+import type { Pooling } from "../models/config.ts";
 import type { LoadedEncoder } from "../models/hf.ts";
 import { loadEncoder, type LoadEncoderOptions } from "../models/load.ts";
 import { atomicFile } from "../util/fs.ts";
@@ -202,6 +203,54 @@ export async function checkModelSpec(flag: string, spec: string): Promise<void> 
     `${flag} '${spec}' is neither 'use-lite', an existing model directory, nor a Hub name ` +
       `(org/model)`,
   );
+}
+
+/** The poolings `--pooling` accepts. */
+const POOLINGS: readonly Pooling[] = ["cls", "mean", "max", "lasttoken", "pooler"];
+
+/**
+ * The flags every script that loads an encoder takes beside `--model` (for `parseArgs`):
+ * `--pooling`, `--query-prompt`, `--document-prompt`.
+ */
+export const MODEL_FLAGS = {
+  pooling: { type: "string" },
+  "query-prompt": { type: "string" },
+  "document-prompt": { type: "string" },
+} as const;
+
+/** `--help` lines of {@link MODEL_FLAGS}. */
+export const MODEL_FLAGS_HELP =
+  `  --pooling MODE     cls, mean, max, lasttoken or pooler (BERT's tanh pooler) instead of
+                     what the model declares (its sentence-transformers modules.json /
+                     1_Pooling/config.json) or its family's default
+  --query-prompt S   prepended to every query instead of the model's own prompt
+                     (config_sentence_transformers.json); "" for none
+  --document-prompt S
+                     the same for documents`;
+
+/**
+ * The loading options of {@link MODEL_FLAGS}' values, checked: an unknown pooling is a
+ * {@link UsageError}.
+ */
+export function modelFlagOptions(
+  values: { pooling?: string; "query-prompt"?: string; "document-prompt"?: string },
+): Pick<LoadEncoderOptions, "pooling" | "prompts"> {
+  const out: Pick<LoadEncoderOptions, "pooling" | "prompts"> = {};
+  if (values.pooling !== undefined) {
+    if (!POOLINGS.includes(values.pooling as Pooling)) {
+      throw new UsageError(
+        `--pooling must be one of ${POOLINGS.join(", ")} (got ${shown(values.pooling)})`,
+      );
+    }
+    out.pooling = values.pooling as Pooling;
+  }
+  const q = values["query-prompt"], d = values["document-prompt"];
+  if (q !== undefined || d !== undefined) {
+    out.prompts = {};
+    if (q !== undefined) out.prompts.query = q;
+    if (d !== undefined) out.prompts.document = d;
+  }
+  return out;
 }
 
 /**

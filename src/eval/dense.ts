@@ -31,6 +31,7 @@ import { synchronize } from "../gpu/kernels.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { encodeTexts } from "../models/encode.ts";
 import type { LoadedEncoder } from "../models/hf.ts";
+import type { TextRole } from "../models/st_layout.ts";
 import type { TextTokenizer } from "../text/tokenizer.ts";
 import { matmulInto } from "../ops/matmul.ts";
 import { topkInto, topkMergeInto, topkPlan } from "../ops/topk.ts";
@@ -257,8 +258,9 @@ export interface EmbeddingCacheKey {
   /** Tokenizer identity ({@link tokenizerIdentity}). */
   tokenizer: string;
   /**
-   * SHA-256 of the encoder config (pooling, normalisation, padding id, positions...): part of
-   * the key even when the model identity is given.
+   * SHA-256 of the encoder config (pooling, normalisation, padding id, positions...), the text
+   * format (prompts, lower-casing) and the texts' role: part of the key even when the model
+   * identity is given.
    */
   encoder: string;
   /** Longest input in tokens the texts were encoded with. */
@@ -393,6 +395,8 @@ export interface EncodeCachedOptions {
   onProgress?: EncodeProgress;
   /** Where notes go (cache hits, ignored cache files). Default: nowhere. */
   log?: (message: string) => void;
+  /** Queries or documents: the model's prompt for the role is prepended. Default: none. */
+  role?: TextRole;
 }
 
 /**
@@ -418,7 +422,9 @@ export async function encodeCached(
     key = {
       model: opts.modelId ?? await modelIdentity(model),
       tokenizer,
-      encoder: await sha256Hex(JSON.stringify(model.config)),
+      encoder: await sha256Hex(
+        JSON.stringify([model.config, model.text ?? null, opts.role ?? null]),
+      ),
       maxLength,
       textsHash: await hashTexts(texts),
       count: texts.length,
@@ -434,6 +440,7 @@ export async function encodeCached(
   const emb = await encodeTexts(gpu, model, texts, {
     batchSize: opts.batchSize,
     maxLength,
+    role: opts.role,
     onProgress: (done, tokens) => {
       tokensSoFar = tokens;
       if (done < texts.length) opts.onProgress?.(label, done, texts.length, tokens);
@@ -496,7 +503,11 @@ export async function denseRetrieve(
   const modelId = opts.cacheDir === null ? "" : opts.modelId ?? await modelIdentity(model);
   const common = { ...opts, modelId };
   const docs = normalizeRows(
-    await encodeCached(gpu, model, opts.corpus.map(docText), { ...common, label: "encode corpus" }),
+    await encodeCached(gpu, model, opts.corpus.map(docText), {
+      ...common,
+      label: "encode corpus",
+      role: "document",
+    }),
   );
   const qids = [...opts.queries.keys()];
   const qs = normalizeRows(
@@ -504,6 +515,7 @@ export async function denseRetrieve(
       ...common,
       maxLength: opts.queryMaxLength,
       label: "encode queries",
+      role: "query",
     }),
   );
   const top = await retrieveWithEmbeddings(gpu, qs, docs, opts.k ?? 1000, opts.retrieve);
@@ -617,6 +629,7 @@ export async function rerank(gpu: Gpu, model: LoadedEncoder, opts: RerankOptions
     await encodeCached(gpu, model, docIds.map((id) => docText(opts.corpus[byId.get(id)!])), {
       ...common,
       label: "encode candidates",
+      role: "document",
     }),
   );
   const qs = normalizeRows(
@@ -624,6 +637,7 @@ export async function rerank(gpu: Gpu, model: LoadedEncoder, opts: RerankOptions
       ...common,
       maxLength: opts.queryMaxLength,
       label: "encode queries",
+      role: "query",
     }),
   );
   return rerankWithEmbeddings(

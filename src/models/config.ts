@@ -9,8 +9,11 @@ import { DataFormatError } from "../data/types.ts";
 /** Model families the encoder can express. */
 export type EncoderFamily = "bert" | "distilbert" | "mpnet" | "use-lite";
 
-/** How token states become one embedding. */
-export type Pooling = "cls" | "mean" | "pooler";
+/**
+ * How token states become one embedding: the first token (`cls`), BERT's tanh pooler over it
+ * (`pooler`), or the mean, the max or the last of the kept tokens.
+ */
+export type Pooling = "cls" | "mean" | "pooler" | "max" | "lasttoken";
 
 /** Everything the config-driven encoder needs to know about a model's architecture. */
 export interface EncoderConfig {

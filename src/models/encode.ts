@@ -9,6 +9,7 @@ import { withArena } from "../gpu/tensor.ts";
 import type { TextTokenizer } from "../text/tokenizer.ts";
 import { encoderForward, type TokenBatch } from "./encoder.ts";
 import type { LoadedEncoder } from "./hf.ts";
+import type { TextRole } from "./st_layout.ts";
 
 /** Token ids of many texts, and how many were truncated. */
 export interface Tokenized {
@@ -59,8 +60,64 @@ export function tokenizeAll(
   return { ids, truncated };
 }
 
-/** Pads id lists to one batch (at least one position, so empty texts still get a row). */
-export function padBatch(ids: readonly (readonly number[])[], padId: number): TokenBatch {
+/**
+ * Texts as `model` takes them in `role`: its prompt for the role prepended, lower-cased when the
+ * model says so (sentence-transformers' `do_lower_case`). No role, no format: unchanged.
+ */
+export function formatTexts(
+  model: LoadedEncoder,
+  texts: readonly string[],
+  role?: TextRole,
+): string[] {
+  const f = model.text;
+  if (!f) return [...texts];
+  const prompt = role === "query" ? f.queryPrompt : role === "document" ? f.documentPrompt : "";
+  return texts.map((t) => f.lowerCase ? (prompt + t).toLowerCase() : prompt + t);
+}
+
+/**
+ * Leading tokens left out of pooling for texts in `role`: the prompt's tokens and the start
+ * token before them when the model does not pool its prompt (`include_prompt: false`), counted
+ * as sentence-transformers does (the prompt's tokenization less its end token); else 0.
+ */
+export function promptPoolSkip(model: LoadedEncoder, role?: TextRole): number {
+  const f = model.text;
+  if (!f || f.includePrompt || role === undefined) return 0;
+  const prompt = formatTexts(model, [""], role)[0];
+  if (prompt === "") return 0;
+  return Math.max(0, model.tokenizer.encode(prompt, model.maxLength).ids.length - 1);
+}
+
+/**
+ * {@link tokenizeAll} of texts as `model` takes them in `role` ({@link formatTexts}), at most
+ * `maxLength` (capped at the model's) ids each, with the leading tokens pooling leaves out.
+ */
+export function tokenizeFor(
+  model: LoadedEncoder,
+  texts: readonly string[],
+  maxLength: number,
+  role?: TextRole,
+): Tokenized & { poolSkip: number } {
+  return {
+    ...tokenizeAll(
+      model.tokenizer,
+      formatTexts(model, texts, role),
+      Math.min(maxLength, model.maxLength),
+      model.params.wordEmbeddings.shape[0],
+    ),
+    poolSkip: promptPoolSkip(model, role),
+  };
+}
+
+/**
+ * Pads id lists to one batch (at least one position, so empty texts still get a row);
+ * `poolSkip` leading tokens of each are left out of pooling.
+ */
+export function padBatch(
+  ids: readonly (readonly number[])[],
+  padId: number,
+  poolSkip = 0,
+): TokenBatch {
   const seq = Math.max(1, ...ids.map((x) => x.length));
   const batch = ids.length;
   const out = new Int32Array(batch * seq).fill(padId);
@@ -69,7 +126,7 @@ export function padBatch(ids: readonly (readonly number[])[], padId: number): To
     out.set(row, b * seq);
     mask.fill(1, b * seq, b * seq + row.length);
   });
-  return { batch, seq, ids: out, mask };
+  return poolSkip > 0 ? { batch, seq, ids: out, mask, poolSkip } : { batch, seq, ids: out, mask };
 }
 
 /**
@@ -109,6 +166,11 @@ export interface EncodeOptions {
   maxLength?: number;
   /** Called after each batch with the number of texts done and tokens processed. */
   onProgress?: (done: number, tokens: number) => void;
+  /**
+   * What the texts are: queries or documents get the model's prompt for that role (see
+   * {@link formatTexts}). Absent: encoded as given.
+   */
+  role?: TextRole;
 }
 
 /** Embeddings of many texts, row-major [n, dim]. */
@@ -144,12 +206,7 @@ export async function encodeTexts(
   if (!(Number.isSafeInteger(maxLength) && maxLength >= 1)) {
     throw new RangeError(`encodeTexts: maxLength must be a positive integer, not ${maxLength}`);
   }
-  const { ids, truncated } = tokenizeAll(
-    model.tokenizer,
-    texts,
-    maxLength,
-    model.params.wordEmbeddings.shape[0],
-  );
+  const { ids, truncated, poolSkip } = tokenizeFor(model, texts, maxLength, opts.role);
   const dim = model.config.hidden;
   const data = new Float32Array(texts.length * dim);
   const batches = lengthBatches(
@@ -159,7 +216,7 @@ export async function encodeTexts(
   );
   let done = 0, tokens = 0;
   for (const indices of batches) {
-    const batch = padBatch(indices.map((i) => ids[i]), model.config.padId);
+    const batch = padBatch(indices.map((i) => ids[i]), model.config.padId, poolSkip);
     const rows = await embedBatch(gpu, model, batch);
     indices.forEach((i, r) => data.set(rows.subarray(r * dim, (r + 1) * dim), i * dim));
     done += indices.length;

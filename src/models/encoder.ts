@@ -19,7 +19,7 @@ import { embedding } from "../ops/embedding.ts";
 import { layerNorm } from "../ops/layernorm.ts";
 import { swap12, takeRow } from "../ops/layout.ts";
 import { linear, matmul } from "../ops/matmul.ts";
-import { l2Normalize, maskedMean } from "../ops/reduce.ts";
+import { l2Normalize, maskedLast, maskedMax, maskedMean } from "../ops/reduce.ts";
 import { softmax } from "../ops/softmax.ts";
 import type { EncoderConfig } from "./config.ts";
 
@@ -102,6 +102,11 @@ export interface TokenBatch {
    * (cross-encoders). Absent: all 0.
    */
   typeIds?: Int32Array;
+  /**
+   * Leading tokens of every sequence left out of pooling (a prompt, when the model's pooling
+   * excludes it: sentence-transformers' `include_prompt: false`). Default 0.
+   */
+  poolSkip?: number;
 }
 
 /** Options of {@link encoderForward}. */
@@ -335,6 +340,13 @@ export interface EncoderOutput {
   pooled: Tensor;
 }
 
+/** The batch's mask with the first `skip` positions of every sequence cleared. */
+function skipLeading(b: TokenBatch, skip: number): Float32Array {
+  const m = Float32Array.from(b.mask);
+  for (let r = 0; r < b.batch; r++) m.fill(0, r * b.seq, r * b.seq + Math.min(skip, b.seq));
+  return m;
+}
+
 /**
  * Runs the encoder on a padded batch. With `tape`, every op records its backward step, and
  * gradients reach every parameter watched on the tape.
@@ -368,9 +380,19 @@ export async function encoderForward(
   if (cfg.pooling === "pooler" && !p.pooler) {
     throw new Error("encoder: pooling 'pooler' needs pooler weights");
   }
-  let pooled = cfg.pooling === "mean"
-    ? await maskedMean(hidden, mask, { tape })
-    : await takeRow(hidden, 0, { tape });
+  let pooled: Tensor;
+  if (cfg.pooling === "cls" || cfg.pooling === "pooler") {
+    pooled = await takeRow(hidden, 0, { tape });
+  } else {
+    const skip = b.poolSkip ?? 0;
+    const poolMask = skip > 0 ? Tensor.from(gpu, skipLeading(b, skip), [b.batch, b.seq]) : mask;
+    const pool = cfg.pooling === "mean"
+      ? maskedMean
+      : cfg.pooling === "max"
+      ? maskedMax
+      : maskedLast;
+    pooled = await pool(hidden, poolMask, { tape });
+  }
   if (p.pooler) pooled = await tanh(await dense(pooled, p.pooler, tape), { tape });
   if (cfg.normalize) pooled = await l2Normalize(pooled, { tape });
   return { hidden, pooled };

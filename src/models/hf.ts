@@ -13,6 +13,13 @@ import type { EncoderParams, LayerParams, Linear, Norm } from "./encoder.ts";
 import { type NamedTensor, readModelWeights } from "./safetensors.ts";
 import { DataFormatError } from "../data/types.ts";
 import { readTextFileStrict } from "../data/lines.ts";
+import {
+  type PromptOverrides,
+  readSentenceTransformersLayout,
+  type SentenceTransformersLayout,
+  type TextFormat,
+  textFormat,
+} from "./st_layout.ts";
 
 /** An encoder ready to run: its config, its parameters by role and by name, its tokenizer. */
 export interface LoadedEncoder {
@@ -28,6 +35,10 @@ export interface LoadedEncoder {
   maxLength: number;
   /** The directory the model came from, whose config and tokenizer files a checkpoint copies. */
   sourceDir?: string;
+  /** Prompts and lower-casing (absent: none, prompts pooled). */
+  text?: TextFormat;
+  /** The sentence-transformers layout the directory declared, if any. */
+  layout?: SentenceTransformersLayout;
 }
 
 /** Prefixes that task-head checkpoints put before the base model's names. */
@@ -212,10 +223,15 @@ export function paramsFromHfWeights(
 
 /** Options of {@link loadHfEncoder}. */
 export interface LoadHfOptions {
-  /** Override the family's default pooling. */
+  /** Override the pooling the directory declares (or the family's default). */
   pooling?: Pooling;
-  /** L2-normalise the pooled embeddings (default true: retrieval uses cosine). */
+  /**
+   * L2-normalise the pooled embeddings; default what the directory's sentence-transformers
+   * layout declares, else true (retrieval uses cosine).
+   */
   normalize?: boolean;
+  /** Override the directory's query and document prompts. */
+  prompts?: PromptOverrides;
   /**
    * Longest input in tokens (a positive integer); default the model's maximum (and the
    * tokenizer's, if smaller). A larger value is capped at the model's maximum.
@@ -285,6 +301,9 @@ export async function loadHfEncoderWithWeights(
   opts: LoadHfOptions = {},
 ): Promise<{ model: LoadedEncoder; weights: Map<string, NamedTensor> }> {
   checkMaxLength(opts.maxLength);
+  // A sentence-transformers directory says how to pool, normalise, truncate and prompt.
+  const layout = await readSentenceTransformersLayout(dir);
+  if (layout?.transformerPath) dir = `${dir}/${layout.transformerPath}`;
   const configPath = `${dir}/config.json`;
   let raw: Record<string, unknown>;
   try {
@@ -293,10 +312,11 @@ export async function loadHfEncoderWithWeights(
     throw new ConfigError(configPath, `cannot read (${(e as Error).message})`);
   }
   // The config and the tokenizer are checked before the (large) weights are read.
+  const pooling = opts.pooling ?? layout?.pooling;
   const config = configFromHf(raw, configPath, {
-    pooling: opts.pooling,
+    pooling,
     hasPooler: true, // decided below, once the weights are known
-    normalize: opts.normalize ?? true,
+    normalize: opts.normalize ?? layout?.normalize ?? true,
   });
   const tokenizer = await loadHfTokenizer(dir);
   if (tokenizer.vocabSize > config.vocabSize) {
@@ -311,11 +331,26 @@ export async function loadHfEncoderWithWeights(
   }
   const tokMax = await tokenizerMaxLength(`${dir}/tokenizer_config.json`);
   const weights = stripPrefixes(await readModelWeights(dir));
-  if (opts.pooling === undefined && config.family === "bert") {
+  if (pooling === undefined && config.family === "bert") {
     config.pooling = weights.has("pooler.dense.weight") ? "pooler" : "cls";
   }
   // The word table's rows are checked against vocab_size with the other tables.
   const { params, named } = paramsFromHfWeights(gpu, config, weights, dir);
-  const maxLength = Math.min(opts.maxLength ?? Infinity, config.maxPositions, tokMax);
-  return { model: { config, params, named, tokenizer, maxLength, sourceDir: dir }, weights };
+  const maxLength = Math.min(
+    opts.maxLength ?? Infinity,
+    layout?.maxSeqLength ?? Infinity,
+    config.maxPositions,
+    tokMax,
+  );
+  const model: LoadedEncoder = {
+    config,
+    params,
+    named,
+    tokenizer,
+    maxLength,
+    sourceDir: dir,
+    text: textFormat(layout, opts.prompts),
+  };
+  if (layout) model.layout = layout;
+  return { model, weights };
 }

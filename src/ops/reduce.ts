@@ -1,7 +1,8 @@
 /**
  * Reductions, each recording its hand-written backward on the tape: the sum of all elements,
- * the sum over the last dimension, the mean over the kept positions of a masked sequence (mean
- * pooling), the L2 norm of rows and the L2 normalisation of rows. WGSL in `kernels/reduce.wgsl`.
+ * the sum over the last dimension, the mean, max and last of the kept positions of a masked
+ * sequence (mean, max and last-token pooling), the L2 norm of rows and the L2 normalisation of
+ * rows. WGSL in `kernels/reduce.wgsl`.
  *
  * Dimension legend: row-wise ops view x as [rows, cols] with cols the last dimension; the
  * masked mean takes x [B, S, D] and mask [B, S] to [B, D].
@@ -73,6 +74,19 @@ function assertF32(name: string, x: Tensor): void {
 function rowsCols(x: Tensor): [number, number] {
   const cols = x.shape[x.shape.length - 1] ?? 1;
   return [cols > 0 ? x.size / cols : 0, cols];
+}
+
+/** [B, S, D] of a masked pooling's x [B, S, D] and mask [B, S], checked. */
+function poolingShape(name: string, x: Tensor, mask: Tensor): [number, number, number] {
+  assertF32(name, x);
+  if (x.shape.length !== 3 || mask.size !== x.shape[0] * x.shape[1]) {
+    throw new RangeError(
+      `${name}: need x [B, S, D] and mask [B, S], got [${x.shape}] and [${mask.shape}]`,
+    );
+  }
+  const [B, S, D] = x.shape;
+  if (S > MAX_LOOP) throw new RangeError(`${name}: sequences longer than ${MAX_LOOP}`);
+  return [B, S, D];
 }
 
 /** Shape of x without its last dimension ([1] for a vector). */
@@ -157,15 +171,7 @@ export async function maskedMean(
   mask: Tensor,
   opts: ReduceOptions = {},
 ): Promise<Tensor> {
-  assertF32("maskedMean", x);
-  if (x.shape.length !== 3 || mask.size !== x.shape[0] * x.shape[1]) {
-    throw new RangeError(
-      `maskedMean: need x [B, S, D] and mask [B, S], got [${x.shape}] and ` +
-        `[${mask.shape}]`,
-    );
-  }
-  const [B, S, D] = x.shape;
-  if (S > MAX_LOOP) throw new RangeError(`maskedMean: sequences longer than ${MAX_LOOP}`);
+  const [B, S, D] = poolingShape("maskedMean", x, mask);
   const gpu = x.gpu;
   const maskFloat = mask.dtype === "f32";
   const inv = Tensor.zeros(gpu, [B]);
@@ -203,6 +209,70 @@ export async function maskedMean(
     inv.destroy();
   });
   if (!recorded) inv.destroy();
+  return y;
+}
+
+/**
+ * Max pooling: the largest value of each feature over the kept positions of each sequence, x
+ * [B, S, D] and mask [B, S] (f32 0/1 or integers, non-zero keeps) -> [B, D], as
+ * sentence-transformers' `pooling_mode_max_tokens`. A row that keeps nothing gives 0 (where
+ * sentence-transformers gives -1e9). Backward: dy goes to the first position holding the max.
+ *
+ * @example
+ * ```ts
+ * const pooled = await maskedMax(tokenStates, attentionMask, { tape }); // [B, D]
+ * ```
+ */
+export async function maskedMax(
+  x: Tensor,
+  mask: Tensor,
+  opts: ReduceOptions = {},
+): Promise<Tensor> {
+  const [B, S, D] = poolingShape("maskedMax", x, mask);
+  const gpu = x.gpu;
+  const f = { n: B * D, rows: B, cols: D, seq: S, maskFloat: mask.dtype === "f32" };
+  const y = Tensor.zeros(gpu, [B, D]);
+  const at = Tensor.zeros(gpu, [B, D]);
+  await run(gpu, "masked_max_forward", [x, y, mask, at], grid1d(gpu, B * D, WG), f);
+  const tape = opts.tape;
+  const recorded = tape?.record("maskedMax", [x], y, async () => {
+    const dx = tape.grad(x);
+    if (dx) {
+      await run(gpu, "masked_max_backward", [tape.grad(y)!, at, dx], grid1d(gpu, B * D, WG), f);
+    }
+    at.destroy();
+  });
+  if (!recorded) at.destroy();
+  return y;
+}
+
+/**
+ * Last-token pooling: each sequence's states at its last kept position, x [B, S, D] and mask
+ * [B, S] -> [B, D], as sentence-transformers' `pooling_mode_lasttoken` (right padding). A row
+ * that keeps nothing gives 0. Backward: dy goes to that position.
+ *
+ * @example
+ * ```ts
+ * const pooled = await maskedLast(tokenStates, attentionMask, { tape }); // [B, D]
+ * ```
+ */
+export async function maskedLast(
+  x: Tensor,
+  mask: Tensor,
+  opts: ReduceOptions = {},
+): Promise<Tensor> {
+  const [B, S, D] = poolingShape("maskedLast", x, mask);
+  const gpu = x.gpu;
+  const f = { n: B * D, rows: B, cols: D, seq: S, maskFloat: mask.dtype === "f32" };
+  const y = Tensor.zeros(gpu, [B, D]);
+  await run(gpu, "masked_last_forward", [x, y, mask], grid1d(gpu, B * D, WG), f);
+  const tape = opts.tape;
+  tape?.record("maskedLast", [x], y, async () => {
+    const dx = tape.grad(x);
+    if (dx) {
+      await run(gpu, "masked_last_backward", [tape.grad(y)!, dx, mask], grid1d(gpu, B * D, WG), f);
+    }
+  });
   return y;
 }
 

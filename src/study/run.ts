@@ -288,7 +288,7 @@ async function trainedTeacher(
   await Deno.mkdir(dir, { recursive: true });
   log(`teacher ${name}: training (${what}, at most ${maxSteps} steps)`);
   const t0 = performance.now();
-  const model = await loadEncoder(gpu, spec.model);
+  const model = await loadEncoder(gpu, spec.model, spec.load);
   let best = 0, bestStep = 0, steps = 0;
   try {
     await train(gpu, model, { triples: data.triples, validation: data.validation }, {
@@ -340,7 +340,7 @@ async function buildTeacher(ctx: TeacherContext, name: string): Promise<Teacher>
       return meanTeacher(await Promise.all(t.of.map((m) => buildTeacher(ctx, m))));
     case "trained": {
       const { path, description } = await trainedTeacher(ctx, name, t);
-      return encoderTeacher(gpu, await loadEncoder(gpu, path), description, {
+      return encoderTeacher(gpu, await loadEncoder(gpu, path, spec.load), description, {
         maxLength: t.docLength,
       });
     }
@@ -359,6 +359,7 @@ function teacherIdentity(spec: StudySpec, name: string, triples: Triple[]): stri
   return canonicalJson({
     teacher: members(name),
     model: spec.model,
+    load: spec.load,
     training: spec.training,
     dataSeed: spec.dataSeed,
     triples: tripleFingerprint(triples),
@@ -609,7 +610,7 @@ export async function runStudy(
     }
     log(`${label}: ${resume ? "resuming" : "training"} on ${triples.length} triples`);
     const B = plan.settings.training.batchSize;
-    const model = await loadEncoder(gpu, spec.model);
+    const model = await loadEncoder(gpu, spec.model, spec.load);
     let stopReason: string | null = null;
     try {
       const r = await train(gpu, model, { triples, teacher, validation: data.validation }, {
@@ -647,7 +648,7 @@ export async function runStudy(
 
     const checkpoint = await exists(`${runDir}/best`) ? "best" : "last";
     const t0 = performance.now();
-    const tuned = await loadEncoder(gpu, `${runDir}/${checkpoint}`);
+    const tuned = await loadEncoder(gpu, `${runDir}/${checkpoint}`, spec.load);
     let run: Run;
     try {
       run = await denseRetrieve(gpu, tuned, {

@@ -23,6 +23,8 @@ import { readTextFileStrict } from "../data/lines.ts";
 import { type MarginError, resolveMarginOptions } from "../losses/margin.ts";
 import { Rng } from "../util/rng.ts";
 import { sha256Hex } from "../util/hash.ts";
+import type { Pooling } from "../models/config.ts";
+import type { PromptOverrides } from "../models/st_layout.ts";
 
 /** A spec that cannot be run; the message names the file and the field. */
 export class StudySpecError extends Error {
@@ -110,12 +112,25 @@ export interface TrainedTeacherSpec {
   maxSteps: number;
 }
 
+/** A study's overrides of how its base model loads ({@link StudySpec.load}). */
+export interface ModelLoadSpec {
+  /** Pooling instead of the model's. */
+  pooling?: Pooling;
+  /** Prompts instead of the model's. */
+  prompts?: PromptOverrides;
+}
+
 /** A parsed, checked study spec. */
 export interface StudySpec {
   /** The dataset (a BEIR directory or a dataset name the resolver knows). */
   dataset: string;
   /** The base model every arm starts from. */
   model: string;
+  /**
+   * How the base model is loaded, beyond what its directory declares: a pooling and query and
+   * document prompts (absent: the directory's).
+   */
+  load?: ModelLoadSpec;
   /** Shared training settings. */
   training: StudyTraining;
   /** Seeds: each arm runs once per seed and budget. */
@@ -159,6 +174,8 @@ export const DEFAULT_MARGIN_ARM: Readonly<MarginArmOptions> = Object.freeze({
 export const DEFAULT_TOST_MARGIN = 0.02;
 
 const ARM_KINDS = ["margin", "static-sweep", "margin-mse", "infonce"] as const;
+const POOLINGS: readonly Pooling[] = ["cls", "mean", "max", "lasttoken", "pooler"];
+
 const TEACHER_KINDS = ["encoder", "cross-encoder", "mean", "trained"] as const;
 
 type Json = Record<string, unknown>;
@@ -353,6 +370,7 @@ export function parseStudySpec(json: unknown, file = "study spec"): StudySpec {
   r.only(s, "", [
     "dataset",
     "model",
+    "load",
     "training",
     "seeds",
     "budgets",
@@ -364,6 +382,31 @@ export function parseStudySpec(json: unknown, file = "study spec"): StudySpec {
   ]);
   const dataset = r.string(s.dataset, "dataset");
   const model = s.model === undefined ? "use-lite" : r.string(s.model, "model");
+  let load: ModelLoadSpec | undefined;
+  if (s.load !== undefined) {
+    const l = r.object(s.load, "load");
+    r.only(l, "load", ["pooling", "prompts"]);
+    load = {};
+    if (l.pooling !== undefined) {
+      if (!POOLINGS.includes(l.pooling as Pooling)) {
+        r.fail(
+          "load.pooling",
+          `expected one of ${POOLINGS.join(", ")}, got ${describe(l.pooling)}`,
+        );
+      }
+      load.pooling = l.pooling as Pooling;
+    }
+    if (l.prompts !== undefined) {
+      const p = r.object(l.prompts, "load.prompts");
+      r.only(p, "load.prompts", ["query", "document"]);
+      load.prompts = {};
+      for (const k of ["query", "document"] as const) {
+        if (p[k] === undefined) continue;
+        if (typeof p[k] !== "string") r.fail(`load.prompts.${k}`, "expected a string");
+        load.prompts[k] = p[k] as string;
+      }
+    }
+  }
   const training = { ...DEFAULT_STUDY_TRAINING };
   if (s.training !== undefined) {
     const t = r.object(s.training, "training");
@@ -421,6 +464,7 @@ export function parseStudySpec(json: unknown, file = "study spec"): StudySpec {
   return {
     dataset,
     model,
+    ...(load ? { load } : {}),
     training,
     seeds,
     budgets: [...budgets].sort((a, b) => a - b),
@@ -478,6 +522,7 @@ export interface RunPlan {
   settings: {
     dataset: string;
     model: string;
+    load?: ModelLoadSpec;
     training: StudyTraining;
     loss: RunLoss;
     teacher: TeacherSpec | null;
@@ -532,6 +577,7 @@ export async function expandRuns(spec: StudySpec): Promise<RunPlan[]> {
           const settings = {
             dataset: spec.dataset,
             model: spec.model,
+            load: spec.load,
             training: { ...spec.training },
             loss,
             teacher: loss.loss === "margin-mse" ? spec.teachers[loss.teacher] : null,

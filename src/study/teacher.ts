@@ -22,6 +22,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { type CrossEncoder, crossEncoderScores } from "../models/cross_encoder.ts";
 import { encodeTexts } from "../models/encode.ts";
 import type { LoadedEncoder } from "../models/hf.ts";
+import type { TextRole } from "../models/st_layout.ts";
 import type { Triple } from "../train/data.ts";
 import { writeTextFileAtomic } from "../util/fs.ts";
 
@@ -82,29 +83,36 @@ export function encoderTeacher(
   return {
     name: `encoder ${name}`,
     async score(triples, onProgress) {
-      const texts = triples.flatMap((t) => [t.query, t.positive, t.negative]);
-      const { values, index } = distinct(texts, (t) => t);
-      const { data, dim } = await encodeTexts(gpu, model, values, {
-        batchSize: opts.batchSize,
-        maxLength: opts.maxLength,
-        onProgress: (done) => onProgress?.(done, values.length),
-      });
-      const norms = new Float64Array(values.length);
-      for (let i = 0; i < values.length; i++) {
-        let s = 0;
-        for (let d = 0; d < dim; d++) s += data[i * dim + d] ** 2;
-        norms[i] = Math.max(Math.sqrt(s), 1e-12);
-      }
+      // Queries and documents apart: each role gets the model's prompt for it.
+      const qs = distinct(triples.map((t) => t.query), (t) => t);
+      const ds = distinct(triples.flatMap((t) => [t.positive, t.negative]), (t) => t);
+      const total = qs.values.length + ds.values.length;
+      const embed = async (values: string[], role: TextRole, before: number) => {
+        const { data, dim } = await encodeTexts(gpu, model, values, {
+          batchSize: opts.batchSize,
+          maxLength: opts.maxLength,
+          role,
+          onProgress: (done) => onProgress?.(before + done, total),
+        });
+        const norms = new Float64Array(values.length);
+        for (let i = 0; i < values.length; i++) {
+          let s = 0;
+          for (let d = 0; d < dim; d++) s += data[i * dim + d] ** 2;
+          norms[i] = Math.max(Math.sqrt(s), 1e-12);
+        }
+        return { data, dim, norms };
+      };
+      const q = await embed(qs.values, "query", 0);
+      const d = await embed(ds.values, "document", qs.values.length);
       const cos = (a: number, b: number) => {
         let s = 0;
-        for (let d = 0; d < dim; d++) s += data[a * dim + d] * data[b * dim + d];
-        return s / (norms[a] * norms[b]);
+        for (let k = 0; k < q.dim; k++) s += q.data[a * q.dim + k] * d.data[b * d.dim + k];
+        return s / (q.norms[a] * d.norms[b]);
       };
       const pos = new Float64Array(triples.length), neg = new Float64Array(triples.length);
       for (let j = 0; j < triples.length; j++) {
-        const [q, p, n] = [index[3 * j], index[3 * j + 1], index[3 * j + 2]];
-        pos[j] = cos(q, p);
-        neg[j] = cos(q, n);
+        pos[j] = cos(qs.index[j], ds.index[2 * j]);
+        neg[j] = cos(qs.index[j], ds.index[2 * j + 1]);
       }
       return { pos, neg };
     },

@@ -27,6 +27,7 @@ import type { LoadedEncoder } from "../models/hf.ts";
 import { saveEncoder } from "../models/load.ts";
 import { type NamedTensor, parseSafetensors, writeSafetensors } from "../models/safetensors.ts";
 import type { AdamW, OptimizerState } from "./optimizer.ts";
+import type { CheckpointCard } from "./options.ts";
 import type { ValidationRecord } from "./validate.ts";
 
 /** The persistent state of a run, saved as `trainer.json`. */
@@ -140,8 +141,9 @@ export async function readOptimizerState(path: string): Promise<OptimizerState> 
 }
 
 /**
- * Writes `dir` atomically: the model (saveEncoder), the optimizer state (when given: `last/`)
- * and `trainer.json` go to a staging directory that then replaces `dir` (the previous one is
+ * Writes `dir` atomically: the model (saveEncoder, with its sentence-transformers layout and a
+ * model card from `state` and `card`), the optimizer state (when given: `last/`; without it the
+ * checkpoint is `best/`) and `trainer.json` go to a staging directory that then replaces `dir` (the previous one is
  * kept as `dir.old` until the new one is in place).
  *
  * @example
@@ -154,10 +156,19 @@ export async function writeCheckpoint(
   optimizer: AdamW | null,
   state: TrainerState,
   dir: string,
+  card: CheckpointCard = {},
 ): Promise<void> {
   const staging = `${dir}.staging`;
   await Deno.remove(staging, { recursive: true }).catch(() => {});
-  await saveEncoder(model, staging, { step: String(state.step) });
+  await saveEncoder(model, staging, { step: String(state.step) }, {
+    baseModel: card.baseModel ?? model.sourceDir ?? "use-lite",
+    training: state.options,
+    steps: state.step,
+    data: card.data,
+    validation: state.history,
+    checkpointStep: optimizer === null && state.bestStep !== null ? state.bestStep : undefined,
+    command: card.command,
+  });
   if (optimizer) {
     await writeOptimizerState(`${staging}/optimizer.safetensors`, await optimizer.state());
   }

@@ -97,8 +97,24 @@ export interface TrainOptions {
   stopAfter?: number;
   /** Receives the run's events (steps, validations, checkpoints, the stop); default none. */
   onEvent?: TrainEventListener;
+  /**
+   * What each checkpoint's model card (README.md) says beyond the options, steps and
+   * validation curve: the base model (default the model's directory, or `use-lite`), the
+   * command that trained it, the data.
+   */
+  card?: CheckpointCard;
   /** Notes (resume, recovery, stop); default none. */
   log?: (message: string) => void;
+}
+
+/** The parts of a checkpoint's model card the trainer cannot know ({@link TrainOptions.card}). */
+export interface CheckpointCard {
+  /** The model training started from. */
+  baseModel?: string;
+  /** The command that trained it. */
+  command?: string;
+  /** What it was trained on. */
+  data?: string;
 }
 
 /** The options of {@link TrainOptions} that have a default. */

@@ -21,7 +21,8 @@ import {
   type MarginTarget,
 } from "../losses/margin.ts";
 import { marginMseLossTensor } from "../losses/margin_mse.ts";
-import { padBatch, tokenizeAll } from "../models/encode.ts";
+import { padBatch, tokenizeFor } from "../models/encode.ts";
+import type { TextRole } from "../models/st_layout.ts";
 import { encoderForward } from "../models/encoder.ts";
 import type { LoadedEncoder } from "../models/hf.ts";
 import type { Triple } from "./data.ts";
@@ -90,14 +91,9 @@ export interface StepContext {
   maxGradNorm: number;
 }
 
-function tokens(model: LoadedEncoder, texts: string[], length: number) {
-  const { ids } = tokenizeAll(
-    model.tokenizer,
-    texts,
-    Math.min(length, model.maxLength),
-    model.params.wordEmbeddings.shape[0],
-  );
-  return padBatch(ids, model.config.padId);
+function tokens(model: LoadedEncoder, texts: string[], length: number, role: TextRole) {
+  const { ids, poolSkip } = tokenizeFor(model, texts, length, role);
+  return padBatch(ids, model.config.padId, poolSkip);
 }
 
 /**
@@ -124,13 +120,13 @@ export async function trainStep(
   try {
     return await withArena(async () => {
       const t0 = performance.now();
-      const forward = async (texts: string[], length: number): Promise<Tensor> =>
-        (await encoderForward(gpu, model.config, model.params, tokens(model, texts, length), {
+      const forward = async (texts: string[], length: number, role: TextRole) =>
+        (await encoderForward(gpu, model.config, model.params, tokens(model, texts, length, role), {
           tape,
         })).pooled;
-      const q = await forward(batch.map((t) => t.query), ctx.queryLength);
-      const p = await forward(batch.map((t) => t.positive), ctx.docLength);
-      const n = await forward(batch.map((t) => t.negative), ctx.docLength);
+      const q = await forward(batch.map((t) => t.query), ctx.queryLength, "query");
+      const p = await forward(batch.map((t) => t.positive), ctx.docLength, "document");
+      const n = await forward(batch.map((t) => t.negative), ctx.docLength, "document");
       let loss: Tensor;
       if (ctx.loss === "margin") {
         loss = await marginLossTensor(q, p, n, { ...ctx.margin!, tape });
@@ -187,12 +183,12 @@ export async function batchLoss(
 ): Promise<number> {
   const { gpu, model } = ctx;
   return await withArena(async () => {
-    const forward = async (texts: string[], length: number): Promise<Tensor> =>
-      (await encoderForward(gpu, model.config, model.params, tokens(model, texts, length)))
+    const forward = async (texts: string[], length: number, role: TextRole) =>
+      (await encoderForward(gpu, model.config, model.params, tokens(model, texts, length, role)))
         .pooled;
-    const q = await forward(batch.map((t) => t.query), ctx.queryLength);
-    const p = await forward(batch.map((t) => t.positive), ctx.docLength);
-    const n = await forward(batch.map((t) => t.negative), ctx.docLength);
+    const q = await forward(batch.map((t) => t.query), ctx.queryLength, "query");
+    const p = await forward(batch.map((t) => t.positive), ctx.docLength, "document");
+    const n = await forward(batch.map((t) => t.negative), ctx.docLength, "document");
     const loss = ctx.loss === "margin"
       ? await marginLossTensor(q, p, n, ctx.margin!)
       : ctx.loss === "margin-mse"

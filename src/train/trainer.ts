@@ -242,7 +242,7 @@ export async function train(
     const checkpoint = async (kind: "last" | "best") => {
       const t0 = performance.now();
       const dir = kind === "last" ? lastDir : bestDir;
-      await writeCheckpoint(model, kind === "last" ? optimizer : null, state, dir);
+      await writeCheckpoint(model, kind === "last" ? optimizer : null, state, dir, opts.card);
       const seconds = (performance.now() - t0) / 1000;
       await emit({ type: "checkpoint", step: state.step, kind, dir, seconds });
     };
