@@ -512,6 +512,7 @@ async function main(): Promise<void> {
   const gpu = await getGpu();
   const modelName = str("model") ?? DATA_DEFAULTS.model;
   const model = await loadEncoder(gpu, modelName, modelOptions);
+  for (const note of model.notes ?? []) say(`note: ${note}`);
   const opts: TrainOptions = {
     ...flagOptions,
     card: {

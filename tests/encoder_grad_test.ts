@@ -1,5 +1,5 @@
 // End-to-end gradients through the whole encoder: the tape's hand-written backward steps give
-// dL/dθ for every parameter θ of small seeded BERT, DistilBERT and MPNet models, compared with
+// dL/dθ for every parameter θ of small seeded BERT, DistilBERT, MPNet and RoBERTa models, compared with
 // central finite differences of the independent float64 reference (tests/reference/bert_ref.ts).
 // L = Σ pooled · w for a seeded random w, so every pooled component's path is exercised.
 //
@@ -19,10 +19,10 @@ import { assertClose, randn, rng, sampleIndices } from "./helpers.ts";
 
 const V = 40, H = 16, F = 24, HEADS = 2, P = 24;
 
-function shapeOf(name: string, buckets: number): number[] {
+function shapeOf(name: string, buckets: number, types = 2): number[] {
   if (name === "embeddings.word_embeddings.weight") return [V, H];
   if (name === "embeddings.position_embeddings.weight") return [P, H];
-  if (name === "embeddings.token_type_embeddings.weight") return [2, H];
+  if (name === "embeddings.token_type_embeddings.weight") return [types, H];
   if (name === "encoder.relative_attention_bias.weight") return [buckets, HEADS];
   if (/(intermediate\.dense|ffn\.lin1)\.weight$/.test(name)) return [F, H];
   if (/(intermediate\.dense|ffn\.lin1)\.bias$/.test(name)) return [F];
@@ -74,15 +74,40 @@ const FAMILIES: [string, Record<string, unknown>, RefConfig][] = [
     layer_norm_eps: 1e-5,
     pad_token_id: 1,
   }, { model_type: "mpnet", hidden: H, layers: 1, heads: HEADS, eps: 1e-5, act: "gelu", padId: 1 }],
+  ["roberta", {
+    model_type: "roberta",
+    vocab_size: V,
+    hidden_size: H,
+    num_hidden_layers: 2,
+    num_attention_heads: HEADS,
+    intermediate_size: F,
+    max_position_embeddings: P,
+    type_vocab_size: 1,
+    layer_norm_eps: 1e-5,
+    pad_token_id: 1,
+  }, {
+    model_type: "roberta",
+    hidden: H,
+    layers: 2,
+    heads: HEADS,
+    eps: 1e-5,
+    act: "gelu",
+    padId: 1,
+  }],
 ];
+/** Families whose checkpoint has a tanh pooler (pooled through it, as the authors' RoBERTa). */
+const POOLER = ["bert", "roberta"];
 
 for (const [family, raw, ref] of FAMILIES) {
   Deno.test(`${family}: tape gradients of every parameter match finite differences of the float64 reference`, async () => {
     const gpu = await getGpu();
-    const cfg = configFromHf(raw, "config.json", { hasPooler: family === "bert" });
+    const cfg = configFromHf(raw, "config.json", {
+      hasPooler: POOLER.includes(family),
+      pooling: POOLER.includes(family) ? "pooler" : undefined,
+    });
     const weights = new Map<string, NamedTensor>();
-    hfParameterNames(cfg, family === "bert").forEach((name, i) => {
-      const shape = shapeOf(name, 32);
+    hfParameterNames(cfg, POOLER.includes(family)).forEach((name, i) => {
+      const shape = shapeOf(name, 32, raw.type_vocab_size as number | undefined);
       const n = shape.reduce((a, b) => a * b, 1);
       const isNorm = /LayerNorm|layer_norm/.test(name);
       const data = randn(n, 500 + i, isNorm ? 0.2 : 0.5);

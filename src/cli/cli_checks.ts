@@ -263,7 +263,9 @@ export async function loadModelForCli(
   opts: LoadEncoderOptions = {},
 ): Promise<LoadedEncoder> {
   try {
-    return await loadEncoder(gpu, spec, opts);
+    const model = await loadEncoder(gpu, spec, opts);
+    for (const note of model.notes ?? []) console.error(`note: ${note}`);
+    return model;
   } catch (e) {
     if (knownErrorExitCode(e) !== undefined) throw e;
     throw new UsageError(`cannot load model '${spec}': ${(e as Error).message}`);

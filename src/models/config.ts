@@ -1,13 +1,16 @@
 /**
  * The encoder configuration: one description that covers the BERT family (BERT, DistilBERT,
- * MPNet) and Universal Sentence Encoder Lite, read from a Hugging Face `config.json` or built in.
+ * MPNet, RoBERTa, XLM-RoBERTa) and Universal Sentence Encoder Lite, read from a Hugging Face `config.json` or built in.
  *
  * @module
  */
 import { DataFormatError } from "../data/types.ts";
 
-/** Model families the encoder can express. */
-export type EncoderFamily = "bert" | "distilbert" | "mpnet" | "use-lite";
+/**
+ * Model families the encoder can express (`roberta` covers RoBERTa and XLM-RoBERTa: BERT's
+ * layers and weight names, positions counted from `pad_token_id + 1`, one token type).
+ */
+export type EncoderFamily = "bert" | "distilbert" | "mpnet" | "roberta" | "use-lite";
 
 /**
  * How token states become one embedding: the first token (`cls`), BERT's tanh pooler over it
@@ -163,7 +166,8 @@ function padId(cfg: Record<string, unknown>, file: string, vocabSize: number, fa
 const ACTIVATIONS = ["gelu", "relu"] as const;
 
 /**
- * Maps a Hugging Face `config.json` (BERT, DistilBERT, MPNet) onto an {@link EncoderConfig}.
+ * Maps a Hugging Face `config.json` (BERT, DistilBERT, MPNet, RoBERTa, XLM-RoBERTa) onto an
+ * {@link EncoderConfig}.
  * `pooling` defaults to the family's convention: BERT's pooler where the checkpoint has one,
  * CLS otherwise. Every field is checked: sizes must be positive integers, the heads must divide
  * the hidden width, the activation must be one the encoder has; a bad field is a
@@ -301,10 +305,59 @@ export function configFromHf(
         padId: pad,
       };
     }
+    case "roberta":
+    case "xlm-roberta": {
+      if ((cfg.position_embedding_type ?? "absolute") !== "absolute") {
+        throw new ConfigError(
+          file,
+          `field position_embedding_type ${
+            show(cfg.position_embedding_type)
+          } is not supported (absolute)`,
+        );
+      }
+      const z = sizes(cfg, file, {
+        hidden: ["hidden_size"],
+        layers: ["num_hidden_layers"],
+        heads: ["num_attention_heads"],
+        intermediate: ["intermediate_size"],
+      });
+      const pad = padId(cfg, file, z.vocabSize, 1);
+      // create_position_ids_from_input_ids: positions run from padding_idx + 1.
+      const maxPositions = z.maxPositionEmbeddings - pad - 1;
+      if (maxPositions < 1) {
+        throw new ConfigError(
+          file,
+          `field max_position_embeddings (${z.maxPositionEmbeddings}) leaves no position for ` +
+            `tokens: ${type} counts positions from pad_token_id + 1 (${pad + 1})`,
+        );
+      }
+      return {
+        ...common,
+        family: "roberta",
+        vocabSize: z.vocabSize,
+        hidden: z.hidden,
+        layers: z.layers,
+        heads: z.heads,
+        intermediate: z.intermediate,
+        norm: "post",
+        layerNormEps: positive(cfg, file, "layer_norm_eps", 1e-5),
+        positions: "learned",
+        maxPositions,
+        positionOffset: pad + 1,
+        typeVocabSize: int(cfg, file, "type_vocab_size", 1, 1),
+        relativeAttentionBuckets: 0,
+        relativeAttentionMaxDistance: 0,
+        // Sentence-transformers layouts say how to pool; without one, the first token (<s>).
+        pooling: opts.pooling ?? "cls",
+        padId: pad,
+      };
+    }
     default:
       throw new ConfigError(
         file,
-        `field model_type ${show(type)} is not supported (bert, distilbert, mpnet)`,
+        `field model_type ${
+          show(type)
+        } is not supported (bert, distilbert, mpnet, roberta, xlm-roberta)`,
       );
   }
 }

@@ -163,7 +163,7 @@ function positionIds(cfg: EncoderConfig, b: TokenBatch): Int32Array {
     let count = 0;
     for (let s = 0; s < b.seq; s++) {
       const i = r * b.seq + s;
-      if (cfg.family === "mpnet") {
+      if (cfg.family === "mpnet" || cfg.family === "roberta") {
         // create_position_ids_from_input_ids: padding tokens sit at padding_idx
         pos[i] = b.ids[i] !== cfg.padId ? ++count + cfg.padId : cfg.padId;
       } else pos[i] = s + cfg.positionOffset;

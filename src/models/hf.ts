@@ -1,5 +1,6 @@
 /**
- * Loading Hugging Face BERT-family model directories (config.json, model.safetensors or a
+ * Loading Hugging Face BERT-family (BERT, DistilBERT, MPNet, RoBERTa, XLM-RoBERTa) model
+ * directories (config.json, model.safetensors or a
  * sharded index, tokenizer.json) onto the GPU encoder, and mapping Hugging Face weight names to
  * encoder roles.
  *
@@ -12,6 +13,7 @@ import { ConfigError, configFromHf, type EncoderConfig, type Pooling } from "./c
 import type { EncoderParams, LayerParams, Linear, Norm } from "./encoder.ts";
 import { type NamedTensor, readModelWeights } from "./safetensors.ts";
 import { DataFormatError } from "../data/types.ts";
+import { deriveSeed, Rng } from "../util/rng.ts";
 import { readTextFileStrict } from "../data/lines.ts";
 import {
   type PromptOverrides,
@@ -39,10 +41,12 @@ export interface LoadedEncoder {
   text?: TextFormat;
   /** The sentence-transformers layout the directory declared, if any. */
   layout?: SentenceTransformersLayout;
+  /** What loading had to decide that a user should hear (a pooler initialised anew...). */
+  notes?: string[];
 }
 
 /** Prefixes that task-head checkpoints put before the base model's names. */
-const PREFIXES = ["bert.", "distilbert.", "mpnet.", "model."];
+const PREFIXES = ["bert.", "distilbert.", "mpnet.", "roberta.", "model."];
 
 function stripPrefixes(weights: Map<string, NamedTensor>): Map<string, NamedTensor> {
   const out = new Map<string, NamedTensor>();
@@ -75,7 +79,8 @@ function layerNames(
   l: number,
 ): Record<Exclude<keyof LayerParams, "residual">, string> {
   switch (cfg.family) {
-    case "bert": {
+    case "bert":
+    case "roberta": {
       const p = `encoder.layer.${l}`;
       return {
         query: `${p}.attention.self.query`,
@@ -221,6 +226,25 @@ export function paramsFromHfWeights(
   return { params, named };
 }
 
+/**
+ * A tanh pooler's dense layer as Hugging Face initialises a new one: weights drawn from
+ * N(0, std²) (seeded, so a run is reproducible), zero bias.
+ */
+export function newPooler(hidden: number, std: number, seed = 1): Map<string, NamedTensor> {
+  const rng = new Rng(deriveSeed(seed, "pooler"));
+  const w = new Float32Array(hidden * hidden);
+  for (let i = 0; i < w.length; i += 2) {
+    // Box-Muller: two normals from two uniforms in (0, 1].
+    const r = Math.sqrt(-2 * Math.log(1 - rng.next())), a = 2 * Math.PI * rng.next();
+    w[i] = std * r * Math.cos(a);
+    if (i + 1 < w.length) w[i + 1] = std * r * Math.sin(a);
+  }
+  return new Map([
+    ["pooler.dense.weight", { shape: [hidden, hidden], data: w }],
+    ["pooler.dense.bias", { shape: [hidden], data: new Float32Array(hidden) }],
+  ]);
+}
+
 /** Options of {@link loadHfEncoder}. */
 export interface LoadHfOptions {
   /** Override the pooling the directory declares (or the family's default). */
@@ -331,8 +355,18 @@ export async function loadHfEncoderWithWeights(
   }
   const tokMax = await tokenizerMaxLength(`${dir}/tokenizer_config.json`);
   const weights = stripPrefixes(await readModelWeights(dir));
+  const notes: string[] = [];
   if (pooling === undefined && config.family === "bert") {
     config.pooling = weights.has("pooler.dense.weight") ? "pooler" : "cls";
+  }
+  if (config.pooling === "pooler" && !weights.has("pooler.dense.weight")) {
+    // Asked for a pooler the checkpoint lacks (RoBERTa models saved without one): initialised
+    // as Hugging Face initialises a new one, to be trained from there.
+    const std = typeof raw.initializer_range === "number" ? raw.initializer_range : 0.02;
+    for (const [name, t] of newPooler(config.hidden, std)) weights.set(name, t);
+    notes.push(
+      `${dir}: no pooler.dense weights; the pooler starts from N(0, ${std}) weights, zero bias`,
+    );
   }
   // The word table's rows are checked against vocab_size with the other tables.
   const { params, named } = paramsFromHfWeights(gpu, config, weights, dir);
@@ -352,5 +386,6 @@ export async function loadHfEncoderWithWeights(
     text: textFormat(layout, opts.prompts),
   };
   if (layout) model.layout = layout;
+  if (notes.length) model.notes = notes;
   return { model, weights };
 }

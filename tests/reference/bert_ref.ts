@@ -11,7 +11,7 @@ export type RefWeights = Map<string, { shape: number[]; data: ArrayLike<number> 
 
 /** The subset of config.json the reference reads. */
 export interface RefConfig {
-  model_type: "bert" | "distilbert" | "mpnet";
+  model_type: "bert" | "distilbert" | "mpnet" | "roberta";
   hidden: number;
   layers: number;
   heads: number;
@@ -138,9 +138,11 @@ export function bertFamilyForward(
   const type = cfg.model_type;
   const wordEmb = w(weights, "embeddings.word_embeddings.weight");
   const posEmb = w(weights, "embeddings.position_embeddings.weight");
-  const typeEmb = type === "bert" ? w(weights, "embeddings.token_type_embeddings.weight") : null;
+  const typeEmb = type === "bert" || type === "roberta"
+    ? w(weights, "embeddings.token_type_embeddings.weight")
+    : null;
   let positions: number[];
-  if (type === "mpnet") {
+  if (type === "mpnet" || type === "roberta") {
     // create_position_ids_from_input_ids: cumulative count of non-padding tokens + padding_idx
     let count = 0;
     positions = ids.map((id) => (id !== cfg.padId ? ++count + cfg.padId : cfg.padId));
@@ -171,7 +173,7 @@ export function bertFamilyForward(
 
   for (let l = 0; l < cfg.layers; l++) {
     const p = type === "distilbert" ? `transformer.layer.${l}` : `encoder.layer.${l}`;
-    const names = type === "bert"
+    const names = type === "bert" || type === "roberta"
       ? {
         q: `${p}.attention.self.query`,
         k: `${p}.attention.self.key`,
@@ -236,7 +238,7 @@ export function bertFamilyForward(
     x = layerNorm(add(linear(inner, weights, names.f2), attn), weights, names.ln2, cfg.eps);
   }
   let pooler: Float64Array | null = null;
-  if (type === "bert" && weights.has("pooler.dense.weight")) {
+  if ((type === "bert" || type === "roberta") && weights.has("pooler.dense.weight")) {
     pooler = linear([x[0]], weights, "pooler.dense")[0].map(Math.tanh);
   }
   return { hidden: x, pooler };
