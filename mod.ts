@@ -127,6 +127,22 @@ export type {
   ValidationEvent,
 } from "./src/train/events.ts";
 
+export {
+  bm25Retriever,
+  checkMineOptions,
+  denseRetriever,
+  mineHardNegatives,
+  writeMined,
+} from "./src/train/mine.ts";
+export type {
+  CandidateRetriever,
+  FalseNegativeFilter,
+  MinedFormat,
+  MinedTuple,
+  MineOptions,
+  MiningStats,
+} from "./src/train/mine.ts";
+
 // Studies: specs, teachers, and the numbers a report reads off the runs.
 export {
   budgetSubset,
@@ -159,7 +175,7 @@ export type {
   TeacherProgress,
   TripleScores,
 } from "./src/study/teacher.ts";
-export type { Triple } from "./src/train/data.ts";
+export type { QuerySet, Triple } from "./src/train/data.ts";
 export {
   dataEfficiency,
   ledgerLine,

@@ -110,7 +110,8 @@ const SECTIONS: [title: string, flags: Flag[]][] = [
     {
       name: "negatives",
       arg: "SRC",
-      help: "bm25 | random | FILE with lines 'qid pos_id neg_id'",
+      help:
+        "bm25 | random | FILE with lines 'qid pos_id neg_id', or the JSON lines of deno task mine",
       data: "negatives",
     },
     {

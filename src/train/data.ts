@@ -143,6 +143,38 @@ export interface BeirTripleOptions {
   negativesPerPositive?: number;
 }
 
+/**
+ * The ids of a JSON line of mined negatives: a triple `{"qid", "pos", "neg", ...}` or a tuple
+ * `{"qid", "pos", "negs": [...], ...}` (src/train/mine.ts writes both).
+ */
+function minedLine(
+  text: string,
+  path: string,
+  lineNo: number,
+): { qid: string; posId: string; negIds: string[] } {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(text);
+  } catch (e) {
+    throw new DataFormatError(path, lineNo, `not valid JSON (${(e as Error).message})`);
+  }
+  const id = (v: unknown, field: string): string => {
+    if (typeof v === "string" && v !== "") return v;
+    if (typeof v === "number" && Number.isSafeInteger(v)) return String(v);
+    throw new DataFormatError(
+      path,
+      lineNo,
+      `field ${field}: expected an id, got ${JSON.stringify(v)}`,
+    );
+  };
+  const negIds = o.negs !== undefined
+    ? (Array.isArray(o.negs) && o.negs.length ? o.negs.map((n, i) => id(n, `negs[${i}]`)) : (() => {
+      throw new DataFormatError(path, lineNo, "field negs: expected a non-empty array of ids");
+    })())
+    : [id(o.neg, "neg")];
+  return { qid: id(o.qid, "qid"), posId: id(o.pos, "pos"), negIds };
+}
+
 /** Counts that describe how triples were built. */
 export interface TripleStats {
   /** Triples built. */
@@ -163,7 +195,9 @@ export interface TripleStats {
  * Triples from judged queries: one per (query, relevant document) pair, the negative sampled
  * (seeded) from the query's BM25 top `depth` (default 100) minus every document the qrels mark
  * relevant for that query; or uniformly from the corpus minus those; or read from a file of
- * `qid pos_id neg_id` lines (tab- or space-separated) whose ids must exist. A relevant document
+ * `qid pos_id neg_id` lines (tab- or space-separated), or of JSON lines of mined negatives
+ * (`deno task mine`: triples `{"qid", "pos", "neg"}` or tuples `{"qid", "pos", "negs"}`), whose
+ * ids must exist. A relevant document
  * missing from the corpus gives no triple: `stats` counts such pairs (`missingDocs`, with a few
  * ids) and the queries left without any triple by them (`queriesWithoutPositives`), for the
  * caller to report.
@@ -225,30 +259,39 @@ export async function beirTriples(
   if (opts.negatives.kind === "file") {
     const path = opts.negatives.path;
     for await (const { text, lineNo } of readLines(path)) {
-      const f = whitespaceFields(text);
-      if (f.length === 0 || f[0].startsWith("#")) continue;
-      if (f.length !== 3) {
-        throw new DataFormatError(
-          path,
-          lineNo,
-          `expected 3 fields (qid pos_id neg_id), found ${f.length}`,
-        );
+      const t = text.trim();
+      if (t === "" || t.startsWith("#")) continue;
+      let qid: string, posId: string, negIds: string[];
+      if (t.startsWith("{")) {
+        ({ qid, posId, negIds } = minedLine(t, path, lineNo));
+      } else {
+        const f = whitespaceFields(text);
+        if (f.length !== 3) {
+          throw new DataFormatError(
+            path,
+            lineNo,
+            `expected 3 fields (qid pos_id neg_id), found ${f.length}`,
+          );
+        }
+        [qid, posId] = f;
+        negIds = [f[2]];
       }
-      const [qid, posId, negId] = f;
       if (!set.qrels.has(qid)) continue; // not a training query (validation, or unjudged)
       const query = set.queries.get(qid);
       if (query === undefined) throw new DataFormatError(path, lineNo, `unknown query '${qid}'`);
-      for (const id of [posId, negId]) {
+      for (const id of [posId, ...negIds]) {
         if (!docs.has(id)) throw new DataFormatError(path, lineNo, `unknown document '${id}'`);
       }
-      if (positivesOf(qid).has(negId)) {
-        throw new DataFormatError(
-          path,
-          lineNo,
-          `negative '${negId}' is judged relevant for query '${qid}'`,
-        );
+      for (const negId of negIds) {
+        if (positivesOf(qid).has(negId)) {
+          throw new DataFormatError(
+            path,
+            lineNo,
+            `negative '${negId}' is judged relevant for query '${qid}'`,
+          );
+        }
+        pushTriple(qid, query, posId, negId);
       }
-      pushTriple(qid, query, posId, negId);
     }
     if (triples.length === 0) {
       throw new DataFormatError(path, 0, "no triple of the file belongs to a training query");
