@@ -32,7 +32,7 @@ export { KernelParamsError } from "./src/gpu/params.ts";
 export { Profiler, startProfile, withPhase } from "./src/gpu/profile.ts";
 export type { ProfileReport, ProfileRow } from "./src/gpu/profile.ts";
 export type { DispatchObserver, GpuCounters } from "./src/gpu/kernels.ts";
-export { Tensor, withArena } from "./src/gpu/tensor.ts";
+export { copyElements, Tensor, withArena } from "./src/gpu/tensor.ts";
 export type { DType } from "./src/gpu/tensor.ts";
 export { Tape } from "./src/autodiff/tape.ts";
 
@@ -116,6 +116,19 @@ export { UseTokenizer } from "./src/text/use_tokenizer.ts";
 export { Adam, AdamW, clipGradNorm } from "./src/train/optimizer.ts";
 export type { OptimizerState, ParamState } from "./src/train/optimizer.ts";
 export { makeSchedule } from "./src/train/schedule.ts";
+export { train } from "./src/train/trainer.ts";
+export type { TrainData, TrainResult } from "./src/train/trainer.ts";
+export { checkTrainOptions, DEFAULT_TRAIN_OPTIONS } from "./src/train/options.ts";
+export type {
+  CheckpointCard,
+  LossKind,
+  ResolvedTrainOptions,
+  ScheduleKind,
+  TrainDefaults,
+  TrainOptions,
+} from "./src/train/options.ts";
+export { batchLoss, batchLossAndGradients, trainStep } from "./src/train/step.ts";
+export type { StepContext, StepResult, StepTimings } from "./src/train/step.ts";
 export type {
   CheckpointEvent,
   StartEvent,
@@ -175,7 +188,10 @@ export type {
   TeacherProgress,
   TripleScores,
 } from "./src/study/teacher.ts";
-export type { QuerySet, Triple } from "./src/train/data.ts";
+export type { QuerySet, Triple, ValidationData } from "./src/train/data.ts";
+export type { TrainerState } from "./src/train/checkpoint.ts";
+export type { DirLock, LockInfo } from "./src/util/lock.ts";
+export type { ValidationRecord } from "./src/train/validate.ts";
 export {
   dataEfficiency,
   ledgerLine,

@@ -195,6 +195,14 @@ const SECTIONS: [title: string, flags: Flag[]][] = [
   ]],
   ["Optimisation", [
     { name: "batch-size", arg: "N", help: "triples per step", option: "batchSize" },
+    {
+      name: "chunk-size",
+      arg: "N",
+      help: "encode the batch N triples at a time with cached embedding gradients (GradCache): " +
+        "the same gradients, memory bounded by N, for batches larger than memory allows " +
+        "(default {d}: the whole batch at once)",
+      option: "chunkSize",
+    },
     { name: "query-length", arg: "N", help: "query tokens", option: "queryLength" },
     {
       name: "doc-length",
@@ -423,6 +431,7 @@ async function main(): Promise<void> {
     detachTarget: on("detach-target"),
     infonceScale: num(str("scale"), "--scale"),
     batchSize: int("batch-size"),
+    chunkSize: int("chunk-size"),
     queryLength: int("query-length"),
     docLength: int("doc-length"),
     lr: num(str("lr"), "--lr"),

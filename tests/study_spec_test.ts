@@ -163,6 +163,7 @@ Deno.test("a bad spec is one clear error naming the field, before anything runs"
     [{ ...SPEC, training: { lr: 0 } }, /training\.lr: expected a positive number/],
     [{ ...SPEC, training: { batchSize: 2.5 } }, /training\.batchSize: expected an integer >= 1/],
     [{ ...SPEC, training: { epochs: 2 } }, /training\.epochs: unknown field/],
+    [{ ...SPEC, training: { chunkSize: 0 } }, /training\.chunkSize: expected an integer >= 1/],
     [{ ...SPEC, reference: "nope" }, /reference: no arm named "nope"/],
     [
       { ...SPEC, teachers: { m: { kind: "mean", of: ["x"] } } },

@@ -161,6 +161,8 @@ Deno.test("bad option values are refused before --out, the data or the model is 
     [["--lr=-1"], /learning rate must be finite and >= 0: -1/],
     [["--target", "distributed", "--in-batch"], /distributed targets cannot be combined/],
     [["--clip", "0"], /maxGradNorm must be positive/],
+    [["--chunk-size=-2"], /chunkSize must be a non-negative integer/],
+    [["--pooling", "weighted"], /--pooling must be one of/],
   ];
   for (const [flags, pattern] of cases) {
     const t0 = performance.now();

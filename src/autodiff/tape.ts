@@ -10,7 +10,7 @@
  * @module
  */
 import { withPhase } from "../gpu/profile.ts";
-import { Tensor } from "../gpu/tensor.ts";
+import { copyElements, Tensor } from "../gpu/tensor.ts";
 
 /** A recorded backward step; it reads `tape.grad(output)` and accumulates into its inputs. */
 export type BackwardStep = () => void | Promise<void>;
@@ -68,18 +68,26 @@ export class Tape {
   }
 
   /**
-   * Runs the recorded steps in reverse. `seed` is d(loss)/d(output); by default ones (for a
+   * Runs the recorded steps in reverse. `seed` is d(loss)/d(output), host values or a GPU tensor
+   * of the output's size; by default ones (for a
    * scalar loss, 1). Gradients of intermediate tensors are freed once their step has run; those
    * of watched tensors stay readable through {@link Tape.grad}.
    */
-  async backward(output: Tensor, seed?: ArrayLike<number>): Promise<void> {
+  async backward(output: Tensor, seed?: ArrayLike<number> | Tensor): Promise<void> {
     await withPhase(output.gpu, "backward", () => this.#backward(output, seed));
   }
 
-  async #backward(output: Tensor, seed?: ArrayLike<number>): Promise<void> {
+  async #backward(output: Tensor, seed?: ArrayLike<number> | Tensor): Promise<void> {
     const g = this.grad(output);
     if (!g) throw new Error("backward: the output does not depend on any watched tensor");
-    g.write(seed ?? new Float32Array(output.size).fill(1));
+    if (seed instanceof Tensor) {
+      if (seed.size !== output.size) {
+        throw new RangeError(
+          `backward: a seed of [${seed.shape}] for an output of [${output.shape}]`,
+        );
+      }
+      copyElements(seed, 0, g, 0, seed.size);
+    } else g.write(seed ?? new Float32Array(output.size).fill(1));
     for (let i = this.#steps.length - 1; i >= 0; i--) {
       const { step, output: out } = this.#steps[i];
       if (!this.#grads.has(out.buffer)) continue; // nothing flowed back into this op

@@ -59,6 +59,43 @@ export async function withArena<T>(
   return result;
 }
 
+/**
+ * Copies `count` elements of `src` starting at `srcOffset` into `dst` at `dstOffset`, recorded
+ * in order with the dispatches (for gathering chunks into one tensor and slicing them out).
+ *
+ * @example
+ * ```ts
+ * copyElements(chunkEmbeddings, 0, batchEmbeddings, start * dim, rows * dim);
+ * ```
+ */
+export function copyElements(
+  src: Tensor,
+  srcOffset: number,
+  dst: Tensor,
+  dstOffset: number,
+  count: number,
+): void {
+  if (src.dtype !== dst.dtype) throw new TypeError(`copyElements: ${src.dtype} into ${dst.dtype}`);
+  if (
+    !(srcOffset >= 0 && dstOffset >= 0 && count >= 0 && srcOffset + count <= src.size &&
+      dstOffset + count <= dst.size)
+  ) {
+    throw new RangeError(
+      `copyElements: ${count} elements from ${srcOffset} of [${src.shape}] to ${dstOffset} of ` +
+        `[${dst.shape}] do not fit`,
+    );
+  }
+  if (count > 0) {
+    encoder(src.gpu).copyBufferToBuffer(
+      src.buffer,
+      srcOffset * 4,
+      dst.buffer,
+      dstOffset * 4,
+      count * 4,
+    );
+  }
+}
+
 /** A GPU buffer with a shape (row-major) and a dtype. */
 export class Tensor<D extends DType = DType> {
   /** Whether {@link destroy} was called. */

@@ -293,6 +293,7 @@ async function trainedTeacher(
   try {
     await train(gpu, model, { triples: data.triples, validation: data.validation }, {
       batchSize: tr.batchSize,
+      chunkSize: tr.chunkSize,
       queryLength: tr.queryLength,
       docLength: t.docLength,
       lr: tr.lr,
@@ -438,6 +439,7 @@ function trainOptions(plan: RunPlan, n: number): Omit<TrainOptions, "outDir"> {
   const loss = plan.settings.loss;
   const common = {
     batchSize: t.batchSize,
+    chunkSize: t.chunkSize,
     queryLength: t.queryLength,
     docLength: t.docLength,
     lr: t.lr,

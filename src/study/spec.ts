@@ -82,6 +82,11 @@ export interface StudyTraining {
   negativesPerPositive: number;
   /** Validation queries carved from the training split. */
   validationQueries: number;
+  /**
+   * Triples encoded at once with cached embedding gradients (GradCache; the same gradients,
+   * memory bounded by the chunk). Absent: the whole batch at once.
+   */
+  chunkSize?: number;
 }
 
 /**
@@ -407,16 +412,18 @@ export function parseStudySpec(json: unknown, file = "study spec"): StudySpec {
       }
     }
   }
-  const training = { ...DEFAULT_STUDY_TRAINING };
+  const training: StudyTraining = { ...DEFAULT_STUDY_TRAINING };
   if (s.training !== undefined) {
     const t = r.object(s.training, "training");
-    r.only(t, "training", Object.keys(DEFAULT_STUDY_TRAINING));
+    r.only(t, "training", [...Object.keys(DEFAULT_STUDY_TRAINING), "chunkSize"]);
     for (const key of Object.keys(DEFAULT_STUDY_TRAINING) as (keyof StudyTraining)[]) {
       if (t[key] === undefined) continue;
       training[key] = key === "lr"
         ? r.number(t[key], "training.lr", (x) => x > 0, "a positive number")
         : r.int(t[key], `training.${key}`, key === "validationQueries" ? 0 : 1);
     }
+    // Optional, so that specs without it keep their run keys.
+    if (t.chunkSize !== undefined) training.chunkSize = r.int(t.chunkSize, "training.chunkSize", 1);
   }
   const seeds = r.array(s.seeds, "seeds").map((x, i) => r.int(x, `seeds[${i}]`, 0));
   if (new Set(seeds).size !== seeds.length) r.fail("seeds", "repeats a seed");

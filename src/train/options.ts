@@ -48,6 +48,12 @@ export interface TrainOptions {
   infonceScale?: number;
   /** Triples per step. */
   batchSize?: number;
+  /**
+   * Triples encoded at once (GradCache: embeddings in chunks, the loss's gradient cached for the
+   * whole batch, each chunk back-propagated from it): the same gradients, memory bounded by the
+   * chunk. 0: the whole batch at once.
+   */
+  chunkSize?: number;
   /** Query length in tokens (clamped to the model's). */
   queryLength?: number;
   /** Document length in tokens (clamped to the model's). */
@@ -129,6 +135,7 @@ export type TrainDefaults = Required<
     | "inBatchIndexing"
     | "infonceScale"
     | "batchSize"
+    | "chunkSize"
     | "queryLength"
     | "docLength"
     | "lr"
@@ -163,6 +170,7 @@ export const DEFAULT_TRAIN_OPTIONS: Readonly<TrainDefaults> = Object.freeze({
   inBatchIndexing: "reference",
   infonceScale: DEFAULT_INFONCE_SCALE,
   batchSize: 32,
+  chunkSize: 0,
   queryLength: 20,
   docLength: 200,
   lr: 5e-7,
@@ -220,6 +228,9 @@ export function checkTrainOptions(options: TrainOptions): ResolvedTrainOptions {
       "stopAfter",
     ] as const
   ) checkPositiveInt(name, opts[name]);
+  if (!(Number.isInteger(opts.chunkSize) && opts.chunkSize >= 0)) {
+    throw new RangeError(`chunkSize must be a non-negative integer (0: none): ${opts.chunkSize}`);
+  }
   if (!(Number.isInteger(opts.warmup) && opts.warmup >= 0)) {
     throw new RangeError(`warmup must be a non-negative integer: ${opts.warmup}`);
   }

@@ -1,7 +1,8 @@
 /**
  * One training step ({@link trainStep}): tokenize the batch's queries (query length) and
  * documents (document length); the encoder forward for Q, P and N recorded on one tape that
- * watches every parameter; the loss; backward; the global gradient norm (clipped when asked; NaN
+ * watches every parameter, or in chunks with cached embedding gradients (GradCache, for batches
+ * larger than memory allows); the loss; backward; the global gradient norm (clipped when asked; NaN
  * or Inf stops training with the names of the offending tensors, see
  * {@link NonFiniteTrainingError}); the optimizer update with the given learning rate.
  * Everything runs inside one tensor arena, so the step's activations and gradients are freed
@@ -12,7 +13,8 @@
 import { Tape } from "../autodiff/tape.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { synchronize } from "../gpu/kernels.ts";
-import { type Tensor, withArena } from "../gpu/tensor.ts";
+import { copyElements, Tensor, withArena } from "../gpu/tensor.ts";
+import { axpyInto } from "../ops/elementwise.ts";
 import { infoNceLossTensor } from "../losses/infonce.ts";
 import {
   type InBatchIndexing,
@@ -89,6 +91,11 @@ export interface StepContext {
   docLength: number;
   /** Gradient clipping norm (Infinity: none). */
   maxGradNorm: number;
+  /**
+   * Triples encoded at once (GradCache); absent or 0, or at least the batch: the whole batch on
+   * one tape.
+   */
+  chunkSize?: number;
 }
 
 function tokens(model: LoadedEncoder, texts: string[], length: number, role: TextRole) {
@@ -96,11 +103,119 @@ function tokens(model: LoadedEncoder, texts: string[], length: number, role: Tex
   return padBatch(ids, model.config.padId, poolSkip);
 }
 
+/** The batch's three encoder inputs: queries, positives, negatives, with role and length. */
+function parts(
+  ctx: Pick<StepContext, "queryLength" | "docLength">,
+  batch: readonly Triple[],
+): [texts: string[], length: number, role: TextRole][] {
+  return [
+    [batch.map((t) => t.query), ctx.queryLength, "query"],
+    [batch.map((t) => t.positive), ctx.docLength, "document"],
+    [batch.map((t) => t.negative), ctx.docLength, "document"],
+  ];
+}
+
+/** The step's loss over the batch's embeddings Q, P, N (recorded on `tape` when given). */
+function lossTensor(
+  ctx: Pick<StepContext, "loss" | "margin" | "infonceScale">,
+  [q, p, n]: Tensor[],
+  teacher: { pos: number[]; neg: number[] } | undefined,
+  tape?: Tape,
+): Promise<Tensor> {
+  if (ctx.loss === "margin") return marginLossTensor(q, p, n, { ...ctx.margin!, tape });
+  if (ctx.loss === "margin-mse") {
+    if (!teacher) throw new Error("Margin-MSE needs teacher scores");
+    return marginMseLossTensor(q, p, n, teacher, { tape });
+  }
+  return infoNceLossTensor(q, p, n, { scale: ctx.infonceScale, tape });
+}
+
 /**
- * One optimizer step on a batch of triples: forward (Q, P, N on one tape), loss, backward,
- * gradient norm (and clipping), update with learning rate `lr`. Throws
- * {@link NonFiniteTrainingError} (without updating) when the loss or a gradient is not finite.
- * With `time`, the GPU is synchronized after each phase and the phases' wall times returned.
+ * The loss tensor and every parameter's gradient for one batch, on tensors of the enclosing
+ * arena. Without chunking: Q, P and N on one tape. With `chunkSize` below the batch (the
+ * GradCache technique): every embedding computed in chunks without the tape, the loss and its
+ * gradient with respect to the embeddings computed once for the whole batch (so in-batch and
+ * distributed targets still see all B x B pairs), then each chunk encoded again on a tape and
+ * back-propagated from its slice of that gradient, the parameters' gradients summed over
+ * chunks: the same gradients to f32 rounding, activation memory bounded by the chunk.
+ */
+async function batchGradients(
+  ctx: StepContext,
+  batch: readonly Triple[],
+  teacher: { pos: number[]; neg: number[] } | undefined,
+  forwardDone: () => Promise<void> = () => Promise.resolve(),
+): Promise<{ loss: Tensor; grads: Map<string, Tensor>; release: () => void }> {
+  const { gpu, model } = ctx;
+  const chunk = ctx.chunkSize ?? 0;
+  if (!(chunk > 0 && chunk < batch.length)) {
+    const tape = new Tape();
+    tape.watch(...model.named.values());
+    const embeddings: Tensor[] = [];
+    for (const [texts, length, role] of parts(ctx, batch)) {
+      const b = tokens(model, texts, length, role);
+      embeddings.push((await encoderForward(gpu, model.config, model.params, b, { tape })).pooled);
+    }
+    const loss = await lossTensor(ctx, embeddings, teacher, tape);
+    await forwardDone();
+    await tape.backward(loss);
+    const grads = new Map<string, Tensor>();
+    for (const [name, t] of model.named) grads.set(name, tape.grad(t)!);
+    return { loss, grads, release: () => tape.dispose() };
+  }
+
+  const B = batch.length, H = model.config.hidden;
+  const chunks: [start: number, rows: number][] = [];
+  for (let s = 0; s < B; s += chunk) chunks.push([s, Math.min(chunk, B - s)]);
+  const inputs = parts(ctx, batch).map(([texts, length, role]) =>
+    chunks.map(([s, rows]) => tokens(model, texts.slice(s, s + rows), length, role))
+  );
+  // 1. Every embedding, chunk by chunk, without the tape (each chunk's activations freed).
+  const embeddings = inputs.map(() => Tensor.zeros(gpu, [B, H]));
+  for (const [k, part] of inputs.entries()) {
+    for (const [c, b] of part.entries()) {
+      await withArena(async () => {
+        const { pooled } = await encoderForward(gpu, model.config, model.params, b);
+        copyElements(pooled, 0, embeddings[k], chunks[c][0] * H, chunks[c][1] * H);
+      }, () => []);
+    }
+  }
+  // 2. The loss over the whole batch and its gradient with respect to the embeddings.
+  const lossTape = new Tape();
+  lossTape.watch(...embeddings);
+  const loss = await lossTensor(ctx, embeddings, teacher, lossTape);
+  await forwardDone(); // (the chunks' second forward counts as backward)
+  await lossTape.backward(loss);
+  const seeds = embeddings.map((e) => lossTape.grad(e)!);
+  // 3. Each chunk again on a tape, back-propagated from its slice; gradients summed.
+  const grads = new Map<string, Tensor>();
+  for (const [name, t] of model.named) grads.set(name, Tensor.zeros(gpu, t.shape));
+  for (const [k, part] of inputs.entries()) {
+    for (const [c, b] of part.entries()) {
+      const [start, rows] = chunks[c];
+      await withArena(async () => {
+        const tape = new Tape();
+        tape.watch(...model.named.values());
+        try {
+          const { pooled } = await encoderForward(gpu, model.config, model.params, b, { tape });
+          const seed = Tensor.zeros(gpu, [rows, H]);
+          copyElements(seeds[k], start * H, seed, 0, rows * H);
+          await tape.backward(pooled, seed);
+          for (const [name, t] of model.named) await axpyInto(gpu, tape.grad(t)!, grads.get(name)!);
+        } finally {
+          tape.dispose();
+        }
+      }, () => []);
+    }
+  }
+  return { loss, grads, release: () => lossTape.dispose() };
+}
+
+/**
+ * One optimizer step on a batch of triples: forward (Q, P, N on one tape, or in chunks of
+ * `ctx.chunkSize` with cached embedding gradients), loss, backward, gradient norm (and
+ * clipping), update with learning rate `lr`. Throws {@link NonFiniteTrainingError} (without
+ * updating) when the loss or a gradient is not finite. With `time`, the GPU is synchronized after
+ * each phase and the phases' wall times returned.
  *
  * @example
  * ```ts
@@ -114,33 +229,15 @@ export async function trainStep(
   lr: number,
   opts: { time?: boolean; step?: number } = {},
 ): Promise<StepResult> {
-  const { gpu, model } = ctx;
-  const tape = new Tape();
-  tape.watch(...model.named.values());
-  try {
-    return await withArena(async () => {
-      const t0 = performance.now();
-      const forward = async (texts: string[], length: number, role: TextRole) =>
-        (await encoderForward(gpu, model.config, model.params, tokens(model, texts, length, role), {
-          tape,
-        })).pooled;
-      const q = await forward(batch.map((t) => t.query), ctx.queryLength, "query");
-      const p = await forward(batch.map((t) => t.positive), ctx.docLength, "document");
-      const n = await forward(batch.map((t) => t.negative), ctx.docLength, "document");
-      let loss: Tensor;
-      if (ctx.loss === "margin") {
-        loss = await marginLossTensor(q, p, n, { ...ctx.margin!, tape });
-      } else if (ctx.loss === "margin-mse") {
-        if (!teacher) throw new Error("Margin-MSE needs teacher scores");
-        loss = await marginMseLossTensor(q, p, n, teacher, { tape });
-      } else {
-        loss = await infoNceLossTensor(q, p, n, { scale: ctx.infonceScale, tape });
-      }
+  const { gpu } = ctx;
+  return await withArena(async () => {
+    const t0 = performance.now();
+    let t1 = t0;
+    const { loss, grads, release } = await batchGradients(ctx, batch, teacher, async () => {
       if (opts.time) await synchronize(gpu);
-      const t1 = performance.now();
-      await tape.backward(loss);
-      const grads = new Map<string, Tensor>();
-      for (const [name, t] of model.named) grads.set(name, tape.grad(t)!);
+      t1 = performance.now();
+    });
+    try {
       const norm = await clipGradNorm(grads, ctx.maxGradNorm);
       const lossValue = (await loss.read())[0];
       const t2 = performance.now();
@@ -166,10 +263,32 @@ export async function trainStep(
           ? { forward: t1 - t0, backward: t2 - t1, optimizer: t3 - t2 }
           : undefined,
       };
-    }, () => []);
-  } finally {
-    tape.dispose();
-  }
+    } finally {
+      release();
+    }
+  }, () => []);
+}
+
+/**
+ * The loss of a batch and every parameter's gradient, read back to the host, without an update
+ * (for checks: the chunked step's gradients against the unchunked one's).
+ */
+export async function batchLossAndGradients(
+  ctx: Omit<StepContext, "optimizer" | "maxGradNorm">,
+  batch: readonly Triple[],
+  teacher?: { pos: number[]; neg: number[] },
+): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
+  return await withArena(async () => {
+    const full = { ...ctx, optimizer: null as unknown as AdamW, maxGradNorm: Infinity };
+    const { loss, grads, release } = await batchGradients(full, batch, teacher);
+    try {
+      const out = new Map<string, Float32Array>();
+      for (const [name, g] of grads) out.set(name, await g.read() as Float32Array);
+      return { loss: (await loss.read())[0], grads: out };
+    } finally {
+      release();
+    }
+  }, () => []);
 }
 
 /**
@@ -183,17 +302,11 @@ export async function batchLoss(
 ): Promise<number> {
   const { gpu, model } = ctx;
   return await withArena(async () => {
-    const forward = async (texts: string[], length: number, role: TextRole) =>
-      (await encoderForward(gpu, model.config, model.params, tokens(model, texts, length, role)))
-        .pooled;
-    const q = await forward(batch.map((t) => t.query), ctx.queryLength, "query");
-    const p = await forward(batch.map((t) => t.positive), ctx.docLength, "document");
-    const n = await forward(batch.map((t) => t.negative), ctx.docLength, "document");
-    const loss = ctx.loss === "margin"
-      ? await marginLossTensor(q, p, n, ctx.margin!)
-      : ctx.loss === "margin-mse"
-      ? await marginMseLossTensor(q, p, n, teacher!)
-      : await infoNceLossTensor(q, p, n, { scale: ctx.infonceScale });
-    return (await loss.read())[0];
+    const embeddings: Tensor[] = [];
+    for (const [texts, length, role] of parts(ctx, batch)) {
+      const b = tokens(model, texts, length, role);
+      embeddings.push((await encoderForward(gpu, model.config, model.params, b)).pooled);
+    }
+    return (await (await lossTensor(ctx, embeddings, teacher)).read())[0];
   }, () => []);
 }

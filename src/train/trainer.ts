@@ -180,6 +180,7 @@ export async function train(
       queryLength: opts.queryLength,
       docLength: opts.docLength,
       maxGradNorm: opts.maxGradNorm,
+      chunkSize: opts.chunkSize,
     };
 
     const rng = new Rng(deriveSeed(opts.seed, "order"));
