@@ -18,6 +18,7 @@ import { denseRetrieve, modelIdentity } from "../src/eval/dense.ts";
 import { evaluate, type Measures } from "../src/eval/metrics.ts";
 import { pairedBootstrapCi, pairedTTest, tost } from "../src/eval/stats.ts";
 import { loadEncoder } from "../src/models/load.ts";
+import { writeModelCard } from "../src/models/model_card.ts";
 import type { LoadedEncoder } from "../src/models/hf.ts";
 import { beirTriples, loadBeirTraining, validationData } from "../src/train/data.ts";
 import { type StepEvent, train, type ValidationEvent } from "../src/train/trainer.ts";
@@ -298,6 +299,25 @@ async function main() {
     wall_seconds: wall,
   };
   await Deno.writeTextFile(`${o.out}/metrics.json`, JSON.stringify(metrics, null, 2) + "\n");
+  // The model card, now with its test measures.
+  await writeModelCard(`${o.out}/model`, {
+    baseModel: "use-lite",
+    training: result.state.options,
+    steps: result.state.step,
+    data: `${training.triples.length} training triples from SciFact train (BM25 negatives)`,
+    validation: result.state.history,
+    checkpointStep: result.state.bestStep ?? undefined,
+    test: {
+      dataset: `SciFact test (${qids.length} queries)`,
+      measures: {
+        ndcg_cut_10: tunedEval.all.ndcg_cut_10,
+        mrr_10: rows.fine_tuned.mrr_10,
+        recall_100: tunedEval.all.recall_100,
+        recall_1000: tunedEval.all.recall_1000,
+      },
+    },
+    command: ["deno task demo", ...Deno.args].join(" "),
+  });
   await Deno.writeTextFile(`${o.out}/report.md`, report(metrics, rows, o));
   say(`done in ${wall.toFixed(0)} s: ${o.out}/report.md`);
   console.log(

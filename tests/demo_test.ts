@@ -97,6 +97,10 @@ Deno.test("deno task demo runs every stage and writes the contract's outputs", a
     }
     const tuned = await loadEncoder(await getGpu(), `${out}/model`);
     strictEqual(tuned.config.family, "use-lite");
+    // Its model card carries the test measures of this run.
+    const card = await Deno.readTextFile(`${out}/model/README.md`);
+    ok(card.includes(`| ndcg_cut_10 | ${m.fine_tuned.ndcg_cut_10.toFixed(4)} |`), card);
+    ok(card.includes("deno task demo"), card);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
