@@ -10,7 +10,7 @@
 //
 // Formats covered: TREC runs; TREC qrels (also through the auto-detecting readQrels and MS
 // MARCO's qrels reader); BEIR corpus, queries and qrels; MS MARCO collection/queries TSV, run
-// and id triples; negatives files (`qid pos neg`); teacher files (TSV and JSONL); texts JSONL
+// and id triples; negatives files (`qid pos neg`, and deno task mine's JSON lines); teacher files (TSV and JSONL); texts JSONL
 // (encode's input); safetensors (header size, header JSON, dtypes, shapes, data_offsets) and
 // sharded indexes; model directories (config.json, tokenizer.json, tokenizer_config.json,
 // weights against the config); study specs (src/study/spec.ts: field-named errors, and mutants

@@ -786,6 +786,27 @@ const NEGATIVES: Format = {
       expect: { error: /no triple/ },
     },
     { name: "an empty file is an error", content: "", expect: { error: /no triple/ } },
+    {
+      name: "mined JSON lines (deno task mine): triples and tuples",
+      content: '{"qid":"q1","pos":"d1","neg":"d2","score_pos":3,"score_neg":1}\n' +
+        '{"qid":"q2","pos":"d2","negs":["d4","d1"],"score_pos":2,"scores_neg":[1,0.5]}\n',
+      expect: { value: [["q1", "d1", "d2"], ["q2", "d2", "d4"], ["q2", "d2", "d1"]] },
+    },
+    {
+      name: "a broken JSON line is an error at its line",
+      content: 'q1 d1 d2\n{"qid":"q1","pos":"d1",\n',
+      expect: { line: 2, match: /not valid JSON/ },
+    },
+    {
+      name: "a JSON line without a negative is an error naming the field",
+      content: '{"qid":"q1","pos":"d1"}\n',
+      expect: { line: 1, match: /field neg/ },
+    },
+    {
+      name: "an empty negs list is an error",
+      content: '{"qid":"q1","pos":"d1","negs":[]}\n',
+      expect: { line: 1, match: /negs/ },
+    },
   ],
 };
 
