@@ -156,6 +156,45 @@ export type {
   MiningStats,
 } from "./src/train/mine.ts";
 
+// Sharded indexes: Parquet shards and a LanceDB table (LanceDB, Arrow and parquet-wasm load
+// lazily, on first use).
+export {
+  corpusFingerprint,
+  encoderIdentity,
+  encodeShard,
+  readShards,
+  ShardMismatchError,
+  shardPath,
+  shardRange,
+} from "./src/index/shards.ts";
+export type { EncodeShardOptions, ShardResult } from "./src/index/shards.ts";
+export {
+  annSettings,
+  buildIndex,
+  openManifest,
+  readManifest,
+  runOverlap,
+  searchIndex,
+  searchSettings,
+  writeManifest,
+} from "./src/index/lance.ts";
+export type {
+  AnnOverrides,
+  AnnSettings,
+  BuildIndexOptions,
+  IndexManifest,
+  SearchIndexOptions,
+  SearchSettings,
+} from "./src/index/lance.ts";
+export { retrieveFromIndex } from "./src/index/retrieve.ts";
+export type { IndexRetrieval, IndexRetrieveOptions } from "./src/index/retrieve.ts";
+export {
+  readEmbeddingMeta,
+  readEmbeddingParquet,
+  writeEmbeddingParquet,
+} from "./src/index/parquet.ts";
+export type { EmbeddingRows } from "./src/index/parquet.ts";
+
 // Studies: specs, teachers, and the numbers a report reads off the runs.
 export {
   budgetSubset,
@@ -221,9 +260,16 @@ export { PRESET_NAMES, studyPreset } from "./src/study/presets.ts";
 export type { StudyPreset } from "./src/study/presets.ts";
 
 // Data and evaluation.
-export { loadBeir, readBeirCorpus, readBeirQrels, readBeirQueries } from "./src/data/beir.ts";
+export {
+  loadBeir,
+  loadBeirQueries,
+  readBeirCorpus,
+  readBeirQrels,
+  readBeirQueries,
+} from "./src/data/beir.ts";
 export { readTrecQrels, readTrecRun, writeTrecRun } from "./src/data/trec.ts";
 export { resolveDataset } from "./src/data/resolve.ts";
+export { DataFormatError } from "./src/data/types.ts";
 export type { Qrels, Run } from "./src/data/types.ts";
 export { evaluate, evaluateQuery, formatMeasure, msmarcoMrr10 } from "./src/eval/metrics.ts";
 export type { EvalOptions, Evaluation, Measures } from "./src/eval/metrics.ts";

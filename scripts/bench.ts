@@ -418,6 +418,8 @@ export const SECTIONS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   torch: (ctx) => import("./bench/torch.ts").then((m) => m.torchSection(ctx)),
   // Where one training step's and one encode batch's time goes, per op family and phase.
   profile: (ctx) => import("./bench/profile.ts").then((m) => m.profileSection(ctx)),
+  // Sharded encoding, a LanceDB IVF-PQ index over a synthetic corpus, and its recall curve.
+  index: (ctx) => import("./bench/index.ts").then((m) => m.indexSection(ctx)),
 };
 
 /**

@@ -21,7 +21,7 @@ import {
   samePath,
   UsageError,
 } from "../src/cli/cli_checks.ts";
-import { loadBeir } from "../src/data/beir.ts";
+import { loadBeir, loadBeirQueries } from "../src/data/beir.ts";
 import { readQrels } from "../src/data/qrels.ts";
 import { resolveDataset } from "../src/data/resolve.ts";
 import { readTrecRun, writeTrecRun } from "../src/data/trec.ts";
@@ -38,6 +38,7 @@ import {
 import { pairedBootstrapCi, pairedTTest, tost } from "../src/eval/stats.ts";
 import { denseRetrieve, embeddingCacheDir, rerank } from "../src/eval/dense.ts";
 import { getGpu } from "../src/gpu/device.ts";
+import { retrieveFromIndex } from "../src/index/retrieve.ts";
 import { encodeProgress } from "../src/cli/progress.ts";
 
 const HELP = `deno task eval — trec_eval-exact evaluation, BM25 baseline, paired comparison
@@ -52,6 +53,11 @@ Retrieve with an encoder (exact cosine top-k on the GPU) or re-rank a run, and s
   deno task eval --model use-lite|DIR|ORG/NAME --data DIR [--split test] [--k 1000]
                  [--rerank RUN] [--max-length N] [--batch-size N] [--out RUN]
                  [--cache-dir DIR | --no-cache]
+
+Retrieve from an index built by deno task index (queries encoded by its model, searched in
+LanceDB), optionally beside the exact top-k from its shards:
+  deno task eval --index INDEX --data DIR [--split test] [--k 1000] [--nprobes N]
+                 [--refine-factor N] [--exact] [--out RUN] [--json]
 
 Compare two runs (paired t-test, TOST equivalence, bootstrap CI on per-query values):
   deno task eval --compare RUN_A RUN_B --qrels QRELS [--metric ndcg_cut_10] [--margin 0.01]
@@ -68,6 +74,13 @@ Options:
   --per-query        also print per-query values (trec_eval -q)
   --msmarco          add msmarco_mrr_10 (official MS MARCO MRR@10) to the output
   --bm25             retrieve with BM25 (k1 0.9, b 0.4) instead of reading --run
+  --index DIR        retrieve from a LanceDB index (deno task index); with --json the ANN
+                     run's measures are at the top level
+  --exact            with --index: also the exact top-k from the index's shards on the GPU,
+                     under "exact", and the ANN's recall@10/100/1000 against it under
+                     "ann_recall"
+  --nprobes N        with --index: IVF partitions probed (default the index's)
+  --refine-factor N  with --index: candidates re-scored exactly, N x k (default the index's)
   --data DIR         dataset directory (or a directory holding <dataset>/); else
                      $SELFMARGIN_DATA_DIR/<dataset>, else the local cache
   --dataset NAME     dataset name for resolution (default scifact)
@@ -165,6 +178,10 @@ async function main(argv: string[]): Promise<void> {
       samples: { type: "string" },
       seed: { type: "string" },
       model: { type: "string" },
+      index: { type: "string" },
+      exact: { type: "boolean", default: false },
+      nprobes: { type: "string" },
+      "refine-factor": { type: "string" },
       k: { type: "string" },
       rerank: { type: "string" },
       "max-length": { type: "string" },
@@ -197,7 +214,22 @@ async function main(argv: string[]): Promise<void> {
   const dataset = v.dataset ?? "scifact";
   const split = v.split ?? "test";
 
-  const mode = v.model !== undefined ? "--model" : v.compare ? "--compare" : v.bm25 ? "--bm25" : "";
+  const mode = v.model !== undefined
+    ? "--model"
+    : v.index !== undefined
+    ? "--index"
+    : v.compare
+    ? "--compare"
+    : v.bm25
+    ? "--bm25"
+    : "";
+  if (v.index !== undefined && (v.model !== undefined || v.bm25 || v.run || v.compare)) {
+    fail(
+      "--index retrieves with the index's own model; do not give --model, --bm25, --run or --compare",
+    );
+  }
+  const nprobes = positiveIntFlag("--nprobes", v.nprobes);
+  const refineFactor = intFlag("--refine-factor", v["refine-factor"], { min: 0 });
   if (v.model !== undefined) {
     if (v.run) fail("--model retrieves its own run; do not give --run (use --rerank to re-rank)");
     if (v.bm25) fail("give either --model or --bm25");
@@ -214,7 +246,6 @@ async function main(argv: string[]): Promise<void> {
   const onlyFor: [string[], string[]][] = [
     [
       [
-        "k",
         "rerank",
         "max-length",
         "batch-size",
@@ -224,9 +255,11 @@ async function main(argv: string[]): Promise<void> {
       ],
       ["--model"],
     ],
-    [["depth", "out", "data", "dataset", "split"], ["--model", "--bm25"]],
+    [["exact", "nprobes", "refine-factor"], ["--index"]],
+    [["depth", "out", "data", "dataset", "split"], ["--model", "--bm25", "--index"]],
     [["metric", "margin", "alpha", "samples", "seed"], ["--compare"]],
-    [["per-query", "msmarco"], ["--model", "--bm25", ""]],
+    [["k"], ["--model", "--index"]],
+    [["per-query", "msmarco"], ["--model", "--bm25", "--index", ""]],
   ];
   for (const [names, modes] of onlyFor) {
     for (const name of names) {
@@ -281,9 +314,43 @@ async function main(argv: string[]): Promise<void> {
   };
   const flags = { json: v.json, perQuery: v["per-query"], msmarco: v.msmarco };
   // Qrels given to override the dataset's are read before the retrieval, which takes long.
-  const qrelsOverride = v.qrels && (v.model !== undefined || v.bm25)
+  const qrelsOverride = v.qrels && (v.model !== undefined || v.bm25 || v.index !== undefined)
     ? await readQrels(v.qrels)
     : undefined;
+
+  if (v.index !== undefined) {
+    const dir = await resolveDataset(dataset, { data: v.data });
+    const gpu = await getGpu();
+    const { queries, qrels } = await loadBeirQueries(dir, split);
+    const r = await retrieveFromIndex(gpu, v.index, queries, {
+      k: kFlag ?? depthFlag ?? 1000,
+      nprobes,
+      refineFactor,
+      exact: v.exact,
+      log: (m: string) => console.error(m),
+    });
+    if (outPath) await writeTrecRun(outPath, r.run, { runId: "ann" });
+    const q = qrelsOverride ?? qrels;
+    if (!r.exact) {
+      report(q, r.run, opts, flags);
+      return;
+    }
+    const ann = evaluate(q, r.run, opts), exact = evaluate(q, r.exact, opts);
+    if (v.json) {
+      console.log(JSON.stringify({ ...ann.all, exact: exact.all, ann_recall: r.annRecall }));
+    } else {
+      console.log(table(ann, false, {}));
+      console.log("\nexact top-k from the shards:");
+      console.log(table(exact, false, {}));
+      const d = (m: string) => (ann.all[m] - exact.all[m]).toFixed(4);
+      console.log(
+        `\nANN recall against exact: ${
+          Object.entries(r.annRecall!).map(([k, x]) => `@${k} ${x.toFixed(4)}`).join(", ")
+        }; ANN minus exact: nDCG@10 ${d("ndcg_cut_10")}, Recall@1000 ${d("recall_1000")}`,
+      );
+    }
+    return;
+  }
 
   if (v.model !== undefined) {
     const dir = await resolveDataset(dataset, { data: v.data });

@@ -1,7 +1,8 @@
 #!/usr/bin/env sh
 # One-time set-up for a fresh machine: makes sure a WebGPU adapter exists. On a machine without a
 # GPU driver (Debian/Ubuntu), installs Mesa's lavapipe Vulkan driver, a software WebGPU adapter.
-# Deno itself comes from npm (`npx -y deno@2.9.6 ...`), so nothing else needs installing.
+# Deno itself comes from npm (`npx -y deno@2.9.6 ...`); the npm packages of the index (LanceDB,
+# Arrow, parquet-wasm, pinned) are fetched into Deno's cache.
 # With --bench, also installs what `deno task bench` compares against on the CPU: PyTorch
 # (Debian's python3-torch, with OpenBLAS; without libopenblas0-pthread torch falls back to the
 # reference BLAS, ~20x slower) and numpy. Tests need none of it.
@@ -15,6 +16,10 @@ if [ "${1:-}" = "--bench" ] && command -v apt-get >/dev/null 2>&1; then
     libopenblas0-pthread >/dev/null || echo "setup: could not install the benchmark baselines"
 fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+# The index's pinned npm packages (LanceDB 0.31.0 with its native linux-x64 binary, Apache Arrow
+# 18.1.0, parquet-wasm 0.8.0), fetched now rather than on first use; nothing else imports them.
+(cd "$(dirname "$0")/.." && $DENO cache --no-check=remote src/index/lance.ts src/index/parquet.ts \
+  >/dev/null 2>&1) || echo "setup: could not fetch the index packages (LanceDB, Arrow, parquet-wasm)"
 probe='const a = await navigator.gpu?.requestAdapter(); if (!a) Deno.exit(1); console.log(a.info?.description || a.info?.vendor || "adapter");'
 if adapter=$($DENO eval "$probe" 2>/dev/null) && [ -n "$adapter" ]; then
   echo "setup: WebGPU adapter found: $adapter"

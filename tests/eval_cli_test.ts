@@ -158,8 +158,11 @@ Deno.test("every flag and file is checked before anything loads: one line, exit 
       ],
       [[...bm25, "--rerank", r], "--rerank applies only with --model (not with --bm25)"],
       [[...bm25, "--run", r], "--bm25 retrieves its own run; do not give --run"],
-      [[...score, "--depth", "10"], "--depth applies only with --model or --bm25"],
-      [[...score, "--out", `${dir}/old.run`], "--out applies only with --model or --bm25"],
+      [[...score, "--depth", "10"], "--depth applies only with --model or --bm25 or --index"],
+      [
+        [...score, "--out", `${dir}/old.run`],
+        "--out applies only with --model or --bm25 or --index",
+      ],
       [[...score, "-M", "0"], "-M must be a positive integer (got 0)"],
       [[...score, "-l", "1.5"], "-l must be an integer (got 1.5)"],
       [[...score, "--samples", "5"], "--samples applies only with --compare"],
@@ -173,7 +176,7 @@ Deno.test("every flag and file is checked before anything loads: one line, exit 
       [[...cmp, "--metric", "nope"], /^--metric: unknown measure 'nope' \(one of: .*ndcg_cut_10/],
       [
         [...cmp, "--per-query"],
-        "--per-query applies only with --model or --bm25 or scoring a --run (not with --compare)",
+        "--per-query applies only with --model or --bm25 or --index or scoring a --run (not with --compare)",
       ],
       [
         [...cmp, "--bm25"],

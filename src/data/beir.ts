@@ -203,11 +203,14 @@ export interface BeirSplit {
 }
 
 /**
- * Loads a BEIR dataset directory for one split: the corpus, the split's qrels, and those
- * queries of `queries.jsonl` that the qrels judge. A judged query missing from
- * `queries.jsonl` is an error.
+ * The judged queries of one split of a BEIR dataset directory: the split's qrels and those
+ * queries of `queries.jsonl` that they judge (a judged query missing from `queries.jsonl` is an
+ * error), without reading the corpus.
  */
-export async function loadBeir(dir: string, split: string): Promise<BeirSplit> {
+export async function loadBeirQueries(
+  dir: string,
+  split: string,
+): Promise<Omit<BeirSplit, "corpus">> {
   const qrelsPath = `${dir}/qrels/${split}.tsv`;
   try {
     await Deno.stat(qrelsPath);
@@ -228,6 +231,14 @@ export async function loadBeir(dir: string, split: string): Promise<BeirSplit> {
     }
     queries.set(qid, t);
   }
-  const corpus = await readBeirCorpus(`${dir}/corpus.jsonl`);
-  return { corpus, queries, qrels };
+  return { queries, qrels };
+}
+
+/**
+ * Loads a BEIR dataset directory for one split: the corpus, the split's qrels, and those
+ * queries of `queries.jsonl` that the qrels judge ({@link loadBeirQueries}).
+ */
+export async function loadBeir(dir: string, split: string): Promise<BeirSplit> {
+  const judged = await loadBeirQueries(dir, split);
+  return { corpus: await readBeirCorpus(`${dir}/corpus.jsonl`), ...judged };
 }

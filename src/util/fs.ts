@@ -133,9 +133,14 @@ export async function exists(path: string): Promise<boolean> {
 
 /** Writes `text` to `path` in one step: `path` is replaced only once all of it is written. */
 export async function writeTextFileAtomic(path: string, text: string): Promise<void> {
+  await writeFileAtomic(path, new TextEncoder().encode(text));
+}
+
+/** Writes `bytes` to `path` through {@link atomicFile}: the old file stays until the new one is whole. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
   const f = await atomicFile(path);
   try {
-    await Deno.writeTextFile(f.tmp, text);
+    await Deno.writeFile(f.tmp, bytes);
     await f.commit();
   } catch (e) {
     await f.abort();

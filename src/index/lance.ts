@@ -1,0 +1,309 @@
+/**
+ * The index: a directory holding the encoded shards (src/index/shards.ts), a manifest
+ * (`index.json`: the model, its identity, the corpus, the shard count, the ANN settings) and a
+ * LanceDB table (`lance/docs.lance`, columns `id` and `vector`) with an approximate nearest-
+ * neighbour index over the L2-normalised embeddings (cosine). LanceDB is imported lazily here
+ * only: `mod.ts` and the GPU core never load it. The table directory is a plain Lance dataset,
+ * so it can be copied to object storage (`s3://...`) and opened there by any LanceDB client.
+ *
+ * @example
+ * ```ts
+ * await buildIndex("index", { shards: 2 });
+ * const run = await searchIndex("index", queryEmbeddings, qids, { k: 100 });
+ * ```
+ *
+ * @module
+ */
+import type { Run } from "../data/types.ts";
+import type { Pooling } from "../models/config.ts";
+import type { PromptOverrides } from "../models/st_layout.ts";
+import type { EmbeddingMatrix } from "../eval/dense.ts";
+import { exists, writeTextFileAtomic } from "../util/fs.ts";
+import { readTextFileStrict } from "../data/lines.ts";
+import { DataFormatError } from "../data/types.ts";
+import { readShards, ShardMismatchError } from "./shards.ts";
+
+/** The LanceDB and Arrow versions measured to work in Deno (README: set-up). */
+const LANCEDB = "npm:@lancedb/lancedb@0.31.0";
+
+/** An approximate index over the vectors, or none (exact, brute-force search in LanceDB). */
+export type AnnSettings =
+  | { kind: "ivf_pq"; partitions: number; subVectors: number }
+  | { kind: "ivf_hnsw_sq"; partitions: number }
+  | { kind: "none" };
+
+/** Search-time settings. */
+export interface SearchSettings {
+  /** IVF partitions probed per query. */
+  nprobes: number;
+  /** Candidates re-scored with the exact vectors: `refineFactor` x k (0: none). */
+  refineFactor: number;
+}
+
+/** What `index.json` holds. */
+export interface IndexManifest {
+  /** Format version. */
+  version: 1;
+  /** The model as given (`use-lite`, a directory, a Hub name). */
+  model: string;
+  /** Pooling and prompt overrides the model was loaded with. */
+  load?: { pooling?: Pooling; prompts?: PromptOverrides };
+  /** The encoder's identity at `maxLength` (src/index/shards.ts `encoderIdentity`). */
+  identity: string;
+  /** The corpus fingerprint. */
+  corpus: string;
+  /** Documents in the corpus. */
+  documents: number;
+  /** Number of shards. */
+  shards: number;
+  /** Document tokens at most. */
+  maxLength: number;
+  /** Query tokens at most (for retrieval). */
+  queryMaxLength: number;
+  /** The ANN index built, once built. */
+  ann: AnnSettings | null;
+  /** Default search settings, once built. */
+  search: SearchSettings | null;
+}
+
+/** Reads `out/index.json`, or null when there is none. */
+export async function readManifest(out: string): Promise<IndexManifest | null> {
+  const path = `${out}/index.json`;
+  if (!(await exists(path))) return null;
+  try {
+    return JSON.parse(await readTextFileStrict(path)) as IndexManifest;
+  } catch (e) {
+    throw new DataFormatError(path, 0, `not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Writes `out/index.json` (atomically). */
+export async function writeManifest(out: string, m: IndexManifest): Promise<void> {
+  await Deno.mkdir(out, { recursive: true });
+  await writeTextFileAtomic(`${out}/index.json`, JSON.stringify(m, null, 2) + "\n");
+}
+
+/**
+ * Checks that this run's encoder and corpus agree with an existing manifest (a
+ * {@link ShardMismatchError} otherwise), or writes one.
+ */
+export async function openManifest(
+  out: string,
+  want: Omit<IndexManifest, "version" | "ann" | "search">,
+): Promise<IndexManifest> {
+  const have = await readManifest(out);
+  if (!have) {
+    const m: IndexManifest = { version: 1, ...want, ann: null, search: null };
+    await writeManifest(out, m);
+    return m;
+  }
+  const diff = (["identity", "corpus", "shards", "maxLength"] as const).filter((k) =>
+    have[k] !== want[k]
+  );
+  if (diff.length) {
+    throw new ShardMismatchError(
+      `${out}/index.json`,
+      `this index was made with another ${diff.join(", ")} (model ${have.model}, ${have.shards} ` +
+        `shards, max length ${have.maxLength}): every shard must use the same model, length, ` +
+        `prompts, corpus and shard count; use another --out`,
+    );
+  }
+  return have;
+}
+
+/** Overrides of the ANN settings {@link annSettings} chooses. */
+export interface AnnOverrides {
+  /** The index kind. */
+  kind?: AnnSettings["kind"];
+  /** IVF partitions. */
+  partitions?: number;
+  /** PQ sub-vectors (must divide the width). */
+  subVectors?: number;
+}
+
+/**
+ * ANN settings for `n` vectors of width `dim`: none below 4096 vectors (exact search is as
+ * fast); else IVF-PQ with about sqrt(n) partitions (at least 256 vectors each, as PQ training
+ * needs) and sub-vectors of 16 dimensions (8 when 16 does not divide the width); `o` overrides.
+ */
+export function annSettings(n: number, dim: number, o: AnnOverrides = {}): AnnSettings {
+  const kind = o.kind ?? (n < 4096 ? "none" : "ivf_pq");
+  if (kind === "none") return { kind };
+  const partitions = o.partitions ??
+    Math.max(1, Math.min(Math.round(Math.sqrt(n)), Math.floor(n / 256)));
+  if (kind === "ivf_hnsw_sq") return { kind, partitions };
+  const subVectors = o.subVectors ?? (dim % 16 === 0 ? dim / 16 : dim % 8 === 0 ? dim / 8 : 1);
+  if (dim % subVectors !== 0) {
+    throw new RangeError(`${subVectors} sub-vectors do not divide the ${dim}-d vectors`);
+  }
+  return { kind, partitions, subVectors };
+}
+
+/**
+ * Search defaults for `ann`: half the partitions probed, at least 8 and at most 64, and 10 x k
+ * candidates re-scored with the exact vectors. On SciFact with USE-lite (20 partitions) this
+ * probes 10 and measured ANN recall@100 0.97 against exact search (a quarter, 8 probes, gave
+ * 0.94; tests/index_test.ts holds it >= 0.95); large corpora should pick nprobes from the
+ * recall curve of `deno task bench --only index`. `o` overrides.
+ */
+export function searchSettings(ann: AnnSettings, o: Partial<SearchSettings> = {}): SearchSettings {
+  const auto = ann.kind === "none" ? { nprobes: 1, refineFactor: 0 } : {
+    nprobes: Math.min(ann.partitions, Math.max(8, Math.min(64, Math.ceil(ann.partitions / 2)))),
+    refineFactor: 10,
+  };
+  return { ...auto, ...Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) };
+}
+
+/** Options of {@link buildIndex}. */
+export interface BuildIndexOptions {
+  /** Overrides of {@link annSettings}. */
+  ann?: AnnOverrides;
+  /** Overrides of the search defaults ({@link searchSettings}) recorded in the manifest. */
+  search?: Partial<SearchSettings>;
+  /** Rows added to the table per batch. Default 65536. */
+  batchRows?: number;
+  /** Notes. */
+  log?: (message: string) => void;
+}
+
+// deno-lint-ignore no-explicit-any
+type Lance = any;
+
+async function lance(): Promise<Lance> {
+  // Lance's Rust logging: warnings only when asked for (it notes every new dataset).
+  if (Deno.env.get("LANCE_LOG") === undefined) Deno.env.set("LANCE_LOG", "error");
+  return await import(LANCEDB);
+}
+
+/**
+ * Builds the LanceDB table `docs` from every shard of the index in `out` (all must be encoded
+ * and agree) and its ANN index, and records the settings in the manifest. Rebuilding replaces
+ * the table.
+ */
+export async function buildIndex(
+  out: string,
+  opts: BuildIndexOptions = {},
+): Promise<IndexManifest> {
+  const log = opts.log ?? (() => {});
+  const m = await readManifest(out);
+  if (!m) {
+    throw new DataFormatError(`${out}/index.json`, 0, "no index here: encode its shards first");
+  }
+  const rows = await readShards(out, m.shards);
+  if (rows.ids.length !== m.documents) {
+    throw new ShardMismatchError(
+      out,
+      `the shards hold ${rows.ids.length} documents, not ${m.documents}`,
+    );
+  }
+  const ann = annSettings(rows.ids.length, rows.dim, opts.ann);
+  const search = searchSettings(ann, opts.search);
+  const ldb = await lance();
+  const db = await ldb.connect(`${out}/lance`);
+  const batch = opts.batchRows ?? 65536;
+  // Plain records: an Arrow table built here reaches LanceDB 0.31 empty (measured), records do.
+  const tableOf = (a: number, b: number) =>
+    rows.ids.slice(a, b).map((id, j) => ({
+      id,
+      vector: Array.from(rows.data.subarray((a + j) * rows.dim, (a + j + 1) * rows.dim)),
+    }));
+  const n = rows.ids.length;
+  const t0 = performance.now();
+  const table = await db.createTable("docs", tableOf(0, Math.min(batch, n)), { mode: "overwrite" });
+  for (let a = batch; a < n; a += batch) await table.add(tableOf(a, Math.min(n, a + batch)));
+  log(
+    `index: ${n} vectors in the LanceDB table (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+  );
+  if (ann.kind !== "none") {
+    const t1 = performance.now();
+    const config = ann.kind === "ivf_pq"
+      ? ldb.Index.ivfPq({
+        numPartitions: ann.partitions,
+        numSubVectors: ann.subVectors,
+        distanceType: "cosine",
+      })
+      : ldb.Index.hnswSq({ numPartitions: ann.partitions, distanceType: "cosine" });
+    await table.createIndex("vector", { config, replace: true });
+    log(
+      `index: ${ann.kind} with ${ann.partitions} partitions built in ` +
+        `${((performance.now() - t1) / 1000).toFixed(1)} s`,
+    );
+  }
+  table.close?.();
+  const built = { ...m, ann, search };
+  await writeManifest(out, built);
+  return built;
+}
+
+/** Options of {@link searchIndex}. */
+export interface SearchIndexOptions extends Partial<SearchSettings> {
+  /** Documents per query. Default 1000. */
+  k?: number;
+  /** Called after each query. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Searches the index's LanceDB table with L2-normalised query embeddings (rows of `queries`,
+ * in the order of `qids`), the manifest's search settings unless overridden; scores are cosine
+ * similarities (1 - LanceDB's cosine distance), documents in trec_eval order.
+ */
+export async function searchIndex(
+  out: string,
+  queries: EmbeddingMatrix,
+  qids: readonly string[],
+  opts: SearchIndexOptions = {},
+): Promise<Run> {
+  const m = await readManifest(out);
+  if (!m?.ann || !m.search) {
+    throw new DataFormatError(
+      `${out}/index.json`,
+      0,
+      "the index is not built: run deno task index --build",
+    );
+  }
+  const nprobes = opts.nprobes ?? m.search.nprobes;
+  const refine = opts.refineFactor ?? m.search.refineFactor;
+  const k = Math.min(opts.k ?? 1000, m.documents);
+  const ldb = await lance();
+  const db = await ldb.connect(`${out}/lance`);
+  const table = await db.openTable("docs");
+  const run: Run = new Map();
+  try {
+    for (const [r, qid] of qids.entries()) {
+      const v = Array.from(queries.data.subarray(r * queries.dim, (r + 1) * queries.dim));
+      let q = table.search(v).distanceType("cosine").limit(k).select(["id", "_distance"]);
+      if (m.ann.kind !== "none") {
+        q = q.nprobes(nprobes);
+        if (refine > 0) q = q.refineFactor(refine);
+      }
+      const hits: { id: string; _distance: number }[] = await q.toArray();
+      const ranked = hits.map((h) => ({ id: String(h.id), score: 1 - h._distance }))
+        .sort((a, b) => b.score - a.score || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+      run.set(qid, {
+        docIds: ranked.map((h) => h.id),
+        scores: Float64Array.from(ranked, (h) => h.score),
+      });
+      opts.onProgress?.(r + 1, qids.length);
+    }
+  } finally {
+    table.close?.();
+  }
+  return run;
+}
+
+/**
+ * The overlap of two runs' top k per query, averaged over the queries of `reference` (ANN
+ * recall@k when `reference` is the exact run).
+ */
+export function runOverlap(run: Run, reference: Run, k: number): number {
+  let sum = 0, n = 0;
+  for (const [q, ref] of reference) {
+    const want = new Set(ref.docIds.slice(0, k));
+    if (want.size === 0) continue;
+    const got = (run.get(q)?.docIds ?? []).slice(0, k);
+    sum += got.filter((d) => want.has(d)).length / want.size;
+    n++;
+  }
+  return n ? sum / n : 0;
+}
