@@ -286,3 +286,31 @@ export async function tinyTrainingData(): Promise<
   });
   return { triples, validation: validationData(TINY_CORPUS, validation, 5, bm25) };
 }
+
+/** What {@link runScript} returns. */
+export interface ScriptResult {
+  /** The exit code. */
+  code: number;
+  /** Standard output. */
+  stdout: string;
+  /** Standard error. */
+  stderr: string;
+}
+
+/**
+ * Runs `deno run -A --no-check scripts/NAME.ts ARGS...` (no colours), and returns its exit code
+ * and output.
+ */
+export async function runScript(name: string, ...args: string[]): Promise<ScriptResult> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-check", `scripts/${name}.ts`, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return {
+    code: r.code,
+    stdout: new TextDecoder().decode(r.stdout),
+    stderr: new TextDecoder().decode(r.stderr),
+  };
+}

@@ -10,23 +10,9 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { readEmbeddingParquet, writeEmbeddingParquet } from "../src/index/parquet.ts";
 import { annSettings, searchSettings } from "../src/index/lance.ts";
 import { shardPath, shardRange } from "../src/index/shards.ts";
-import { withTempDir } from "./helpers.ts";
+import { runScript, withTempDir } from "./helpers.ts";
 
 const data = Deno.env.get("SELFMARGIN_DATA_DIR") ?? "../shared/datasets";
-
-async function run(script: string, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `scripts/${script}.ts`, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
 
 Deno.test("embedding Parquet files round-trip ids, float32 values and metadata exactly", async () => {
   await withTempDir(async (dir) => {
@@ -108,12 +94,12 @@ Deno.test("deno task index: two shards, a foreign shard refused, a deleted half-
   await withTempDir(async (dir) => {
     const index = `${dir}/index`;
     const common = ["--data", `${data}/scifact`, "--out", index, "--max-length", "16", "--quiet"];
-    const first = await run("index", ...common, "--shard", "1/2", "--part-size", "1000");
+    const first = await runScript("index", ...common, "--shard", "1/2", "--part-size", "1000");
     strictEqual(first.code, 0, first.stderr);
     deepStrictEqual(JSON.parse(first.stdout).missing, [2]);
 
     // Another maximum length makes other embeddings: refused, in one line, before encoding.
-    const foreign = await run("index", ...common, "--shard", "2/2", "--max-length", "24");
+    const foreign = await runScript("index", ...common, "--shard", "2/2", "--max-length", "24");
     strictEqual(foreign.code, 2, foreign.stderr);
     ok(
       /index\.json: this index was made with another identity, maxLength/.test(foreign.stderr),
@@ -122,7 +108,7 @@ Deno.test("deno task index: two shards, a foreign shard refused, a deleted half-
     ok(!foreign.stderr.includes("    at "), "one line, no stack");
     ok(!(await Deno.stat(shardPath(index, 1, 2)).catch(() => null)), "nothing written");
 
-    const second = await run("index", ...common, "--shard", "2/2", "--part-size", "1000");
+    const second = await runScript("index", ...common, "--shard", "2/2", "--part-size", "1000");
     strictEqual(second.code, 0, second.stderr);
     deepStrictEqual(JSON.parse(second.stdout).missing, []);
     const whole = await readEmbeddingParquet(shardPath(index, 1, 2));
@@ -138,7 +124,7 @@ Deno.test("deno task index: two shards, a foreign shard refused, a deleted half-
       data: whole.data.slice(0, 1000 * whole.dim),
       meta: { ...whole.meta, part: "0", first: String(a), count: "1000" },
     });
-    const resumed = await run(
+    const resumed = await runScript(
       "index",
       ...common.filter((x) => x !== "--quiet"),
       "--shard",
@@ -153,7 +139,7 @@ Deno.test("deno task index: two shards, a foreign shard refused, a deleted half-
     deepStrictEqual(new Uint32Array(again.data.buffer), new Uint32Array(whole.data.buffer));
     ok(!(await Deno.stat(part).catch(() => null)), "parts removed once the shard is whole");
 
-    const built = await run("index", "--out", index, "--build", "--quiet");
+    const built = await runScript("index", "--out", index, "--build", "--quiet");
     strictEqual(built.code, 0, built.stderr);
     deepStrictEqual(JSON.parse(built.stdout).ann, {
       kind: "ivf_pq",
@@ -161,7 +147,7 @@ Deno.test("deno task index: two shards, a foreign shard refused, a deleted half-
       subVectors: 32,
     });
 
-    const ev = await run(
+    const ev = await runScript(
       "eval",
       "--index",
       index,

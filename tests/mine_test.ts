@@ -17,7 +17,7 @@ import { readTeacherScores } from "../src/losses/margin_mse.ts";
 import { Bm25Index } from "../src/eval/bm25.ts";
 import { loadEncoder } from "../src/models/load.ts";
 import { encodeTexts } from "../src/models/encode.ts";
-import { assertClose, gpu, tinyBeir, withTempDir } from "./helpers.ts";
+import { assertClose, gpu, runScript, tinyBeir, withTempDir } from "./helpers.ts";
 
 /** A retriever over a fixed list: documents d1..d10 ranked in order, scores 10, 9, ..., 1. */
 function fixedRetriever(posScore: number): CandidateRetriever {
@@ -189,20 +189,8 @@ Deno.test("BM25 and dense retrievers give positives' scores whether or not they 
 Deno.test("deno task mine: BM25 end to end on a tiny BEIR directory, and its flag checks", async () => {
   await withTempDir(async (dir) => {
     const data = await tinyBeir(`${dir}/beir`);
-    const run = async (...args: string[]) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "scripts/mine.ts", ...args],
-        env: { XDG_RUNTIME_DIR: dir },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      return {
-        code: out.code,
-        stdout: new TextDecoder().decode(out.stdout),
-        stderr: new TextDecoder().decode(out.stderr),
-      };
-    };
-    const ok1 = await run(
+    const ok1 = await runScript(
+      "mine",
       "--data",
       data,
       "--out",
@@ -232,7 +220,7 @@ Deno.test("deno task mine: BM25 end to end on a tiny BEIR directory, and its fla
         [["--pooling", "cls"], /--pooling applies only with --model/],
       ] as [string[], RegExp][]
     ) {
-      const bad = await run("--data", data, "--out", `${dir}/x.jsonl`, ...args);
+      const bad = await runScript("mine", "--data", data, "--out", `${dir}/x.jsonl`, ...args);
       deepStrictEqual(bad.code, 2, bad.stderr);
       ok(pattern.test(bad.stderr), bad.stderr);
       ok(!bad.stderr.includes("    at "), "one line, no stack");

@@ -3,28 +3,14 @@
 // and leaves an existing --out untouched when it fails.
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { readTeacherScores } from "../src/losses/margin_mse.ts";
-import { tinyBeir, withTempDir } from "./helpers.ts";
-
-async function run(script: string, args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", script, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  return {
-    code: r.code,
-    stdout: new TextDecoder().decode(r.stdout),
-    stderr: new TextDecoder().decode(r.stderr),
-  };
-}
+import { runScript, tinyBeir, withTempDir } from "./helpers.ts";
 
 Deno.test("a teacher file scores every triple the trainer draws with the same data flags", async () => {
   await withTempDir(async (dir) => {
     const data = await tinyBeir(`${dir}/beir`);
     const flags = ["--data", data, "--negatives", "bm25", "--negatives-per-positive", "2"];
     const flagsVal = [...flags, "--val-queries", "1", "--seed", "3"];
-    const t = await run("scripts/teacher.ts", [
+    const t = await runScript("teacher", ...[
       "--teacher",
       "encoder:use-lite",
       "--out",
@@ -37,7 +23,7 @@ Deno.test("a teacher file scores every triple the trainer draws with the same da
     // 4 train queries, one carved for validation: 3 pairs x 2 negatives.
     deepStrictEqual(scores.rows.length, 6);
     for (const r of scores.rows) ok(Math.abs(r.scorePos) <= 1 && Math.abs(r.scoreNeg) <= 1);
-    const tr = await run("scripts/train.ts", [
+    const tr = await runScript("train", ...[
       "--loss",
       "margin-mse",
       "--teacher",
@@ -53,7 +39,7 @@ Deno.test("a teacher file scores every triple the trainer draws with the same da
     ]);
     strictEqual(tr.code, 0, tr.stderr);
     // Another seed draws other triples: the trainer refuses the file, naming a missing triple.
-    const other = await run("scripts/train.ts", [
+    const other = await runScript("train", ...[
       "--loss",
       "margin-mse",
       "--teacher",
@@ -90,7 +76,7 @@ Deno.test("teacher: bad flags are one line before anything loads; --out is left 
       [["--teacher", "encoder:use-lite", "--data", `${dir}/nowhere`], /nowhere/],
     ];
     for (const [flags, pattern] of cases) {
-      const r = await run("scripts/teacher.ts", ["--out", out, ...flags]);
+      const r = await runScript("teacher", ...["--out", out, ...flags]);
       const last = r.stderr.trim().split("\n").pop() ?? "";
       ok(r.code !== 0, `${flags.join(" ")} exited 0`);
       ok(/^teacher: /.test(last) && pattern.test(last), `${flags.join(" ")}: ${r.stderr}`);

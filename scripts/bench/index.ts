@@ -19,10 +19,9 @@
  * @module
  */
 import type { BenchContext } from "../bench.ts";
-import type { Run } from "../../src/data/types.ts";
 import { readBeirCorpus } from "../../src/data/beir.ts";
 import { resolveDataset } from "../../src/data/resolve.ts";
-import { retrieveWithEmbeddings } from "../../src/eval/dense.ts";
+import { retrievedRun, retrieveWithEmbeddings } from "../../src/eval/dense.ts";
 import { mulberry32 } from "../../src/eval/stats.ts";
 import { buildIndex, runOverlap, searchIndex, writeManifest } from "../../src/index/lance.ts";
 import { writeEmbeddingParquet } from "../../src/index/parquet.ts";
@@ -136,10 +135,7 @@ export async function indexSection(ctx: BenchContext): Promise<void> {
     const queries = { count: Q, dim, data: unitRows(Q, dim, near, 0.05, 13) };
     const qids = Array.from({ length: Q }, (_, q) => `q${q}`);
     const top = await retrieveWithEmbeddings(gpu, queries, { count: n, dim, data: vectors }, k);
-    const exact: Run = new Map(qids.map((q, i) => [q, {
-      docIds: Array.from(top.indices.subarray(i * top.k, (i + 1) * top.k), (j) => ids[j]),
-      scores: top.scores.subarray(i * top.k, (i + 1) * top.k),
-    }]));
+    const exact = retrievedRun(top, qids, (j) => ids[j]);
     const partitions = built.ann?.kind === "ivf_pq" ? built.ann.partitions : 1;
     const curve = [];
     for (const refineFactor of [10, 0]) {

@@ -519,12 +519,24 @@ export async function denseRetrieve(
     }),
   );
   const top = await retrieveWithEmbeddings(gpu, qs, docs, opts.k ?? 1000, opts.retrieve);
+  return retrievedRun(top, qids, (j) => opts.corpus[j].id);
+}
+
+/**
+ * A {@link Retrieved} top-k as a run: row r is query `qids[r]`, document row j is
+ * `docId(j)`, scores as given (already in rank order).
+ */
+export function retrievedRun(
+  top: Retrieved,
+  qids: readonly string[],
+  docId: (row: number) => string,
+): Run {
   const run: Run = new Map();
   qids.forEach((qid, r) => {
     const docIds: string[] = [];
     const scores = new Float64Array(top.k);
     for (let j = 0; j < top.k; j++) {
-      docIds.push(opts.corpus[top.indices[r * top.k + j]].id);
+      docIds.push(docId(top.indices[r * top.k + j]));
       scores[j] = top.scores[r * top.k + j];
     }
     run.set(qid, { docIds, scores });

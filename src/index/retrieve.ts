@@ -14,7 +14,7 @@
  * @module
  */
 import type { Run } from "../data/types.ts";
-import { normalizeRows, retrieveWithEmbeddings } from "../eval/dense.ts";
+import { normalizeRows, retrievedRun, retrieveWithEmbeddings } from "../eval/dense.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { encodeTexts } from "../models/encode.ts";
 import { loadEncoder } from "../models/load.ts";
@@ -90,16 +90,7 @@ export async function retrieveFromIndex(
   const rows = await readShards(out, m.shards);
   const docs = { count: rows.ids.length, dim: rows.dim, data: rows.data };
   const top = await retrieveWithEmbeddings(gpu, qs, docs, k);
-  const exact: Run = new Map();
-  qids.forEach((q, i) => {
-    const docIds: string[] = [];
-    const scores = new Float64Array(top.k);
-    for (let j = 0; j < top.k; j++) {
-      docIds.push(rows.ids[top.indices[i * top.k + j]]);
-      scores[j] = top.scores[i * top.k + j];
-    }
-    exact.set(q, { docIds, scores });
-  });
+  const exact = retrievedRun(top, qids, (j) => rows.ids[j]);
   const annRecall: Record<string, number> = {};
   for (const at of [10, 100, 1000]) if (at <= k) annRecall[String(at)] = runOverlap(run, exact, at);
   return { run, exact, annRecall, searchSeconds };

@@ -151,6 +151,26 @@ function sizes(
   return { vocabSize, hidden, layers, heads, intermediate, maxPositionEmbeddings };
 }
 
+/**
+ * The sizes of a config with BERT's field names (BERT, MPNet, RoBERTa); with `absolute`, only
+ * absolute position embeddings are accepted.
+ */
+function bertSizes(cfg: Record<string, unknown>, file: string, absolute: boolean) {
+  if (absolute && (cfg.position_embedding_type ?? "absolute") !== "absolute") {
+    throw new ConfigError(
+      file,
+      `field position_embedding_type ${show(cfg.position_embedding_type)} is not supported ` +
+        "(absolute)",
+    );
+  }
+  return sizes(cfg, file, {
+    hidden: ["hidden_size"],
+    layers: ["num_hidden_layers"],
+    heads: ["num_attention_heads"],
+    intermediate: ["intermediate_size"],
+  });
+}
+
 /** The pad token id: an integer in [0, vocab_size). */
 function padId(cfg: Record<string, unknown>, file: string, vocabSize: number, fallback: number) {
   const id = int(cfg, file, "pad_token_id", 0, fallback);
@@ -200,20 +220,7 @@ export function configFromHf(
   };
   switch (type) {
     case "bert": {
-      if ((cfg.position_embedding_type ?? "absolute") !== "absolute") {
-        throw new ConfigError(
-          file,
-          `field position_embedding_type ${
-            show(cfg.position_embedding_type)
-          } is not supported (absolute)`,
-        );
-      }
-      const z = sizes(cfg, file, {
-        hidden: ["hidden_size"],
-        layers: ["num_hidden_layers"],
-        heads: ["num_attention_heads"],
-        intermediate: ["intermediate_size"],
-      });
+      const z = bertSizes(cfg, file, true);
       return {
         ...common,
         family: "bert",
@@ -269,12 +276,7 @@ export function configFromHf(
       };
     }
     case "mpnet": {
-      const z = sizes(cfg, file, {
-        hidden: ["hidden_size"],
-        layers: ["num_hidden_layers"],
-        heads: ["num_attention_heads"],
-        intermediate: ["intermediate_size"],
-      });
+      const z = bertSizes(cfg, file, false);
       const pad = padId(cfg, file, z.vocabSize, 1);
       // Positions run from padId + 1, so the longest input is max_position_embeddings - padId - 1.
       const maxPositions = z.maxPositionEmbeddings - pad - 1;
@@ -307,20 +309,7 @@ export function configFromHf(
     }
     case "roberta":
     case "xlm-roberta": {
-      if ((cfg.position_embedding_type ?? "absolute") !== "absolute") {
-        throw new ConfigError(
-          file,
-          `field position_embedding_type ${
-            show(cfg.position_embedding_type)
-          } is not supported (absolute)`,
-        );
-      }
-      const z = sizes(cfg, file, {
-        hidden: ["hidden_size"],
-        layers: ["num_hidden_layers"],
-        heads: ["num_attention_heads"],
-        intermediate: ["intermediate_size"],
-      });
+      const z = bertSizes(cfg, file, true);
       const pad = padId(cfg, file, z.vocabSize, 1);
       // create_position_ids_from_input_ids: positions run from padding_idx + 1.
       const maxPositions = z.maxPositionEmbeddings - pad - 1;

@@ -24,6 +24,7 @@ import {
   encodeCached,
   type EncodeCachedOptions,
   normalizeRows,
+  retrievedRun,
   retrieveWithEmbeddings,
 } from "../eval/dense.ts";
 import type { Gpu } from "../gpu/device.ts";
@@ -118,17 +119,7 @@ export async function denseRetriever(
         ),
       };
       const top = await retrieveWithEmbeddings(gpu, sub, docs, depth);
-      const run: Run = new Map();
-      wanted.forEach((q, i) => {
-        const docIds: string[] = [];
-        const scores = new Float64Array(top.k);
-        for (let j = 0; j < top.k; j++) {
-          docIds.push(corpus[top.indices[i * top.k + j]].id);
-          scores[j] = top.scores[i * top.k + j];
-        }
-        run.set(q, { docIds, scores });
-      });
-      return run;
+      return retrievedRun(top, wanted, (j) => corpus[j].id);
     },
     score(qid, docId) {
       const i = qRow.get(qid), j = dRow.get(docId);
