@@ -275,54 +275,25 @@ export function configFromHf(
         padId: padId(cfg, file, z.vocabSize, 0),
       };
     }
-    case "mpnet": {
-      const z = bertSizes(cfg, file, false);
-      const pad = padId(cfg, file, z.vocabSize, 1);
-      // Positions run from padId + 1, so the longest input is max_position_embeddings - padId - 1.
-      const maxPositions = z.maxPositionEmbeddings - pad - 1;
-      if (maxPositions < 1) {
-        throw new ConfigError(
-          file,
-          `field max_position_embeddings (${z.maxPositionEmbeddings}) leaves no position for ` +
-            `tokens: MPNet counts positions from pad_token_id + 1 (${pad + 1})`,
-        );
-      }
-      return {
-        ...common,
-        family: "mpnet",
-        vocabSize: z.vocabSize,
-        hidden: z.hidden,
-        layers: z.layers,
-        heads: z.heads,
-        intermediate: z.intermediate,
-        norm: "post",
-        layerNormEps: positive(cfg, file, "layer_norm_eps", 1e-5),
-        positions: "learned",
-        maxPositions,
-        positionOffset: pad + 1,
-        typeVocabSize: 0,
-        relativeAttentionBuckets: int(cfg, file, "relative_attention_num_buckets", 4, 32),
-        relativeAttentionMaxDistance: 128,
-        pooling: opts.pooling ?? "cls",
-        padId: pad,
-      };
-    }
+    case "mpnet":
     case "roberta":
     case "xlm-roberta": {
-      const z = bertSizes(cfg, file, true);
+      // MPNet and RoBERTa (create_position_ids_from_input_ids) count positions from
+      // padding_idx + 1; RoBERTa has BERT's layers and one token type, MPNet a relative bias.
+      const mpnet = type === "mpnet";
+      const z = bertSizes(cfg, file, !mpnet);
       const pad = padId(cfg, file, z.vocabSize, 1);
-      // create_position_ids_from_input_ids: positions run from padding_idx + 1.
       const maxPositions = z.maxPositionEmbeddings - pad - 1;
       if (maxPositions < 1) {
         throw new ConfigError(
           file,
           `field max_position_embeddings (${z.maxPositionEmbeddings}) leaves no position for ` +
-            `tokens: ${type} counts positions from pad_token_id + 1 (${pad + 1})`,
+            `tokens: ${mpnet ? "MPNet" : type} counts positions from pad_token_id + 1 (${pad + 1})`,
         );
       }
       return {
         ...common,
-        family: "roberta",
+        family: mpnet ? "mpnet" : "roberta",
         vocabSize: z.vocabSize,
         hidden: z.hidden,
         layers: z.layers,
@@ -333,10 +304,12 @@ export function configFromHf(
         positions: "learned",
         maxPositions,
         positionOffset: pad + 1,
-        typeVocabSize: int(cfg, file, "type_vocab_size", 1, 1),
-        relativeAttentionBuckets: 0,
-        relativeAttentionMaxDistance: 0,
-        // Sentence-transformers layouts say how to pool; without one, the first token (<s>).
+        typeVocabSize: mpnet ? 0 : int(cfg, file, "type_vocab_size", 1, 1),
+        relativeAttentionBuckets: mpnet
+          ? int(cfg, file, "relative_attention_num_buckets", 4, 32)
+          : 0,
+        relativeAttentionMaxDistance: mpnet ? 128 : 0,
+        // Sentence-transformers layouts say how to pool; without one, the first token.
         pooling: opts.pooling ?? "cls",
         padId: pad,
       };
