@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
 import {
   budgetSubset,
   canonicalJson,
@@ -31,6 +31,28 @@ const SPEC = {
     { name: "nce", kind: "infonce" },
   ],
 };
+
+Deno.test("a mined negatives file is part of every run's key, by its content", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/negatives.jsonl`;
+    await Deno.writeTextFile(file, '{"qid":"1","pos":"a","neg":"b"}\n');
+    const keys = async (training: Record<string, unknown>) =>
+      (await expandRuns(parseStudySpec({ ...SPEC, training }, "s.json"))).map((r) => r.key);
+    const bm25 = await keys({});
+    const mined = await keys({ negatives: file });
+    assert(mined.every((k, i) => k !== bm25[i]), "mined negatives change every key");
+    assertEquals(await keys({ negatives: file }), mined, "the same file, the same keys");
+    await Deno.writeTextFile(file, '{"qid":"1","pos":"a","neg":"c"}\n');
+    assert(
+      (await keys({ negatives: file })).every((k, i) => k !== mined[i]),
+      "new content, new keys",
+    );
+    await rejects(keys({ negatives: `${dir}/none.jsonl` }), /training\.negatives: cannot read/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("a trained teacher takes the shared training settings it does not name", () => {
   const spec = parseStudySpec({

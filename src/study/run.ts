@@ -231,12 +231,14 @@ async function loadData(
   const n = spec.training.validationQueries;
   const split = n > 0 ? splitValidation(trainSet, { count: n, seed }) : { train: trainSet };
   const bm25 = Bm25Index.build(corpus);
-  // k distinct BM25 negatives per (query, positive) pair, so budgets mean something.
+  // k distinct BM25 negatives per (query, positive) pair, so budgets mean something; or the
+  // negatives of a mined file, as many per query as it holds.
+  const mined = spec.training.negatives;
   const { triples } = await beirTriples(corpus, split.train, {
-    negatives: { kind: "bm25" },
+    negatives: mined ? { kind: "file", path: mined } : { kind: "bm25" },
     seed,
     bm25,
-    negativesPerPositive: spec.training.negativesPerPositive,
+    negativesPerPositive: mined ? undefined : spec.training.negativesPerPositive,
   });
   const validation = "validation" in split
     ? validationData(corpus, split.validation, sd.validationDepth ?? 100, bm25)

@@ -87,6 +87,12 @@ export interface StudyTraining {
    * memory bounded by the chunk). Absent: the whole batch at once.
    */
   chunkSize?: number;
+  /**
+   * A file of negatives (`deno task mine` JSON lines, or `qid pos neg` lines) instead of
+   * `negativesPerPositive` BM25 draws: several per query, as mined. The SHA-256 of its content
+   * is part of every run's key, so a changed file is a changed study.
+   */
+  negatives?: string;
 }
 
 /**
@@ -415,8 +421,9 @@ export function parseStudySpec(json: unknown, file = "study spec"): StudySpec {
   const training: StudyTraining = { ...DEFAULT_STUDY_TRAINING };
   if (s.training !== undefined) {
     const t = r.object(s.training, "training");
-    r.only(t, "training", [...Object.keys(DEFAULT_STUDY_TRAINING), "chunkSize"]);
-    for (const key of Object.keys(DEFAULT_STUDY_TRAINING) as (keyof StudyTraining)[]) {
+    r.only(t, "training", [...Object.keys(DEFAULT_STUDY_TRAINING), "chunkSize", "negatives"]);
+    type NumericKey = Exclude<keyof StudyTraining, "negatives">;
+    for (const key of Object.keys(DEFAULT_STUDY_TRAINING) as NumericKey[]) {
       if (t[key] === undefined) continue;
       training[key] = key === "lr"
         ? r.number(t[key], "training.lr", (x) => x > 0, "a positive number")
@@ -424,6 +431,7 @@ export function parseStudySpec(json: unknown, file = "study spec"): StudySpec {
     }
     // Optional, so that specs without it keep their run keys.
     if (t.chunkSize !== undefined) training.chunkSize = r.int(t.chunkSize, "training.chunkSize", 1);
+    if (t.negatives !== undefined) training.negatives = r.string(t.negatives, "training.negatives");
   }
   const seeds = r.array(s.seeds, "seeds").map((x, i) => r.int(x, `seeds[${i}]`, 0));
   if (new Set(seeds).size !== seeds.length) r.fail("seeds", "repeats a seed");
@@ -531,6 +539,8 @@ export interface RunPlan {
     model: string;
     load?: ModelLoadSpec;
     training: StudyTraining;
+    /** SHA-256 of `training.negatives`'s content, when set. */
+    negativesSha256?: string;
     loss: RunLoss;
     teacher: TeacherSpec | null;
     seed: number;
@@ -575,6 +585,18 @@ function runLoss(arm: ArmSpec, sweepValue: number | null): RunLoss {
  */
 export async function expandRuns(spec: StudySpec): Promise<RunPlan[]> {
   const runs: RunPlan[] = [];
+  let negativesSha256: string | undefined;
+  if (spec.training.negatives !== undefined) {
+    try {
+      negativesSha256 = await sha256Hex(await Deno.readFile(spec.training.negatives));
+    } catch (e) {
+      throw new StudySpecError(
+        "study spec",
+        "training.negatives",
+        `cannot read ${spec.training.negatives} (${(e as Error).message})`,
+      );
+    }
+  }
   for (const arm of spec.arms) {
     const values = arm.kind === "static-sweep" ? arm.margins : [null];
     for (const sweepValue of values) {
@@ -586,6 +608,7 @@ export async function expandRuns(spec: StudySpec): Promise<RunPlan[]> {
             model: spec.model,
             load: spec.load,
             training: { ...spec.training },
+            negativesSha256,
             loss,
             teacher: loss.loss === "margin-mse" ? spec.teachers[loss.teacher] : null,
             seed,
