@@ -10,7 +10,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { readEmbeddingParquet, writeEmbeddingParquet } from "../src/index/parquet.ts";
 import { annSettings, searchSettings } from "../src/index/lance.ts";
 import { shardPath, shardRange } from "../src/index/shards.ts";
-import { runScript, withTempDir } from "./helpers.ts";
+import { runScript, tinyBeir, withTempDir } from "./helpers.ts";
 
 const data = Deno.env.get("SELFMARGIN_DATA_DIR") ?? "../shared/datasets";
 
@@ -166,5 +166,42 @@ Deno.test("deno task index: two shards, a foreign shard refused, a deleted half-
     for (const k of ["10", "100", "1000"]) ok(m.ann_recall[k] > 0 && m.ann_recall[k] <= 1, k);
     strictEqual(m.num_q, 300);
     strictEqual(m.exact.num_q, 300);
+  });
+});
+
+Deno.test("deno task index --shards N encodes every shard and builds in one process; a small corpus is searched exactly", async () => {
+  await withTempDir(async (dir) => {
+    const beir = await tinyBeir(`${dir}/beir`);
+    const r = await runScript(
+      "index",
+      "--data",
+      beir,
+      "--out",
+      `${dir}/ix`,
+      "--shards",
+      "3",
+      "--quiet",
+    );
+    strictEqual(r.code, 0, r.stderr);
+    deepStrictEqual(JSON.parse(r.stdout).ann, { kind: "none" });
+    for (let i = 0; i < 3; i++) ok((await Deno.stat(shardPath(`${dir}/ix`, i, 3))).isFile);
+    const ev = await runScript(
+      "eval",
+      "--index",
+      `${dir}/ix`,
+      "--data",
+      beir,
+      "--split",
+      "train",
+      "--exact",
+      "--k",
+      "5",
+      "--json",
+    );
+    strictEqual(ev.code, 0, ev.stderr);
+    const m = JSON.parse(ev.stdout);
+    deepStrictEqual(m.ann_recall, {}, "k 5: no recall at 10 or more");
+    strictEqual(m.ndcg_cut_10, m.exact.ndcg_cut_10);
+    strictEqual(m.num_q, 4);
   });
 });
