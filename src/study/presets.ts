@@ -66,8 +66,8 @@ function tiny(): StudyPreset {
 }
 
 /**
- * `scifact`: SciFact with USE-lite, every arm, cut to fit about 80 minutes on a 2-core CPU
- * through lavapipe (measured: docs/study_scifact/): one seed, budgets 0.25 and 1 of the training
+ * `scifact`: SciFact with USE-lite, every arm, cut to fit a session on a 2-core CPU through
+ * lavapipe (measured: 97 minutes, docs/study_scifact/): one seed, budgets 0.25 and 1 of the training
  * triples (two BM25 negatives per positive), batches of 16, 24 query and 48 document tokens, at
  * most 80 steps (one epoch of the budget), validation every 10 steps on 40 train queries each
  * re-ranking its BM25 top 15, the whole corpus encoded at 48 tokens for test. These are the
@@ -78,7 +78,8 @@ function tiny(): StudyPreset {
  */
 function scifact(): StudyPreset {
   return {
-    description: "SciFact, USE-lite, every arm, one seed, budgets 0.25 and 1 (about 80 min on CPU)",
+    description:
+      "SciFact, USE-lite, every arm, one seed, budgets 0.25 and 1 (97 min on a 2-core CPU)",
     spec: parseStudySpec({
       dataset: "scifact",
       model: "use-lite",
