@@ -1,10 +1,11 @@
 // Cached in-batch losses (GradCache): a batch encoded in chunks, the loss's gradient with respect
 // to the embeddings computed once for the whole batch, each chunk back-propagated from its slice,
 // gives the loss and every parameter's gradient of the unchunked step, for the B x B losses
-// (distributed in-batch margins, InfoNCE) and Margin-MSE, with chunks that divide the batch and
-// chunks that do not.
+// (distributed margins, adaptive in-batch margins, InfoNCE) and Margin-MSE, with chunks of 4 of
+// 6 triples (one full chunk, one ragged).
 //
-// Tolerance: |g_chunked - g_whole| <= 1e-5 · max|g_whole| per tensor. The two differ only by f32
+// Tolerance: |g_chunked - g_whole| <= 1e-5 · max|g_whole| per tensor (1e-7 · the largest
+// gradient of any tensor for those zero in exact arithmetic). The two differ only by f32
 // rounding: per-chunk padding and the order in which chunk contributions are summed (relative
 // error ~1e-6 after a few dozen ops); a wrong slice offset or a dropped chunk gives O(1) errors.
 import { deepStrictEqual, ok } from "node:assert/strict";
@@ -50,7 +51,8 @@ Deno.test("chunked (GradCache) gradients equal the whole batch's for distributed
     const ctx = { gpu: g, model, ...opts };
     const t = opts.loss === "margin-mse" ? teacher : undefined;
     const whole = await batchLossAndGradients(ctx, batch, t);
-    for (const chunkSize of [2, 4]) {
+    // Chunks of 4 of 6: a full chunk and a ragged one.
+    for (const chunkSize of [4]) {
       const what = `${name}, chunks of ${chunkSize}`;
       const cached = await batchLossAndGradients({ ...ctx, chunkSize }, batch, t);
       assertClose(
