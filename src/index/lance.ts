@@ -170,8 +170,8 @@ export interface BuildIndexOptions {
 type Lance = any;
 
 async function lance(): Promise<Lance> {
-  // Lance's Rust logging: warnings only when asked for (it notes every new dataset).
-  if (Deno.env.get("LANCE_LOG") === undefined) Deno.env.set("LANCE_LOG", "error");
+  // LanceDB's Rust logging: errors only unless asked for (it warns of every new dataset).
+  if (Deno.env.get("LANCEDB_LOG") === undefined) Deno.env.set("LANCEDB_LOG", "error");
   return await import(LANCEDB);
 }
 
