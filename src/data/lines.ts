@@ -219,6 +219,35 @@ export async function readTextFileStrict(path: string): Promise<string> {
   return decodeUtf8(await Deno.readFile(path), path);
 }
 
+/**
+ * Reads and parses a JSON file strictly ({@link readTextFileStrict}); `null` when `optional` and
+ * the file does not exist. An unreadable file or invalid JSON is a {@link DataFormatError}
+ * naming the file.
+ *
+ * @example
+ * ```ts
+ * const config = await readJsonFile("sentence_bert_config.json", { optional: true });
+ * ```
+ */
+export async function readJsonFile(
+  path: string,
+  opts: { optional?: boolean } = {},
+): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readTextFileStrict(path);
+  } catch (e) {
+    if (e instanceof DataFormatError) throw e; // invalid UTF-8, at its line
+    if (opts.optional && e instanceof Deno.errors.NotFound) return null;
+    throw new DataFormatError(path, 0, `cannot read (${(e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new DataFormatError(path, 0, `not valid JSON (${(e as Error).message})`);
+  }
+}
+
 /** Splits in-memory text into numbered lines, with the same rules as {@link readLines}. */
 export function* splitLines(text: string): Generator<Line> {
   let start = 0;

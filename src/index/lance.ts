@@ -18,8 +18,8 @@ import type { Run } from "../data/types.ts";
 import type { Pooling } from "../models/config.ts";
 import type { PromptOverrides } from "../models/st_layout.ts";
 import type { EmbeddingMatrix } from "../eval/dense.ts";
-import { exists, writeTextFileAtomic } from "../util/fs.ts";
-import { readTextFileStrict } from "../data/lines.ts";
+import { writeTextFileAtomic } from "../util/fs.ts";
+import { readJsonFile } from "../data/lines.ts";
 import { DataFormatError } from "../data/types.ts";
 import { readShards, ShardMismatchError } from "./shards.ts";
 
@@ -68,13 +68,7 @@ export interface IndexManifest {
 
 /** Reads `out/index.json`, or null when there is none. */
 export async function readManifest(out: string): Promise<IndexManifest | null> {
-  const path = `${out}/index.json`;
-  if (!(await exists(path))) return null;
-  try {
-    return JSON.parse(await readTextFileStrict(path)) as IndexManifest;
-  } catch (e) {
-    throw new DataFormatError(path, 0, `not valid JSON (${(e as Error).message})`);
-  }
+  return await readJsonFile(`${out}/index.json`, { optional: true }) as IndexManifest | null;
 }
 
 /** Writes `out/index.json` (atomically). */

@@ -14,7 +14,7 @@ import type { EncoderParams, LayerParams, Linear, Norm } from "./encoder.ts";
 import { type NamedTensor, readModelWeights } from "./safetensors.ts";
 import { DataFormatError } from "../data/types.ts";
 import { deriveSeed, Rng } from "../util/rng.ts";
-import { readTextFileStrict } from "../data/lines.ts";
+import { readJsonFile, readTextFileStrict } from "../data/lines.ts";
 import {
   type PromptOverrides,
   readSentenceTransformersLayout,
@@ -265,19 +265,7 @@ export interface LoadHfOptions {
 
 /** The `model_max_length` of a `tokenizer_config.json`, if the file exists and sets one. */
 async function tokenizerMaxLength(path: string): Promise<number> {
-  let text: string;
-  try {
-    text = await readTextFileStrict(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return Infinity; // optional file
-    throw new DataFormatError(path, 0, `cannot read (${(e as Error).message})`);
-  }
-  let tc: unknown;
-  try {
-    tc = JSON.parse(text);
-  } catch (e) {
-    throw new DataFormatError(path, 0, `not valid JSON (${(e as Error).message})`);
-  }
+  const tc = await readJsonFile(path, { optional: true }); // optional file
   const v = (tc as Record<string, unknown> | null)?.model_max_length;
   if (v === undefined || v === null) return Infinity;
   // Hugging Face writes a huge sentinel (1e30) for "no limit".

@@ -14,7 +14,7 @@
  * @module
  */
 import { DataFormatError } from "../data/types.ts";
-import { readTextFileStrict } from "../data/lines.ts";
+import { readJsonFile } from "../data/lines.ts";
 import { writeTextFileAtomic } from "../util/fs.ts";
 import type { Pooling } from "./config.ts";
 
@@ -76,25 +76,10 @@ const POOLING_FIELDS: Record<string, StPooling | null> = {
 
 const MODULES = ["Transformer", "Pooling", "Normalize"] as const;
 
-async function readJsonFile(path: string, optional: true): Promise<Record<string, unknown> | null>;
-async function readJsonFile(path: string, optional?: false): Promise<Record<string, unknown>>;
-async function readJsonFile(
-  path: string,
-  optional = false,
-): Promise<Record<string, unknown> | null> {
-  let text: string;
-  try {
-    text = await readTextFileStrict(path);
-  } catch (e) {
-    if (optional && e instanceof Deno.errors.NotFound) return null;
-    throw new DataFormatError(path, 0, `cannot read (${(e as Error).message})`);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new DataFormatError(path, 0, `not valid JSON (${(e as Error).message})`);
-  }
+/** A JSON object file (`null` when optional and missing); anything else names the file. */
+async function readObject(path: string, optional = false): Promise<Record<string, unknown> | null> {
+  const v = await readJsonFile(path, { optional });
+  if (v === null && optional) return null;
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
     throw new DataFormatError(path, 0, `expected a JSON object, found ${JSON.stringify(v)}`);
   }
@@ -110,19 +95,8 @@ export async function readSentenceTransformersLayout(
   dir: string,
 ): Promise<SentenceTransformersLayout | null> {
   const modulesPath = `${dir}/modules.json`;
-  let text: string;
-  try {
-    text = await readTextFileStrict(modulesPath);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw new DataFormatError(modulesPath, 0, `cannot read (${(e as Error).message})`);
-  }
-  let modules: unknown;
-  try {
-    modules = JSON.parse(text);
-  } catch (e) {
-    throw new DataFormatError(modulesPath, 0, `not valid JSON (${(e as Error).message})`);
-  }
+  const modules = await readJsonFile(modulesPath, { optional: true });
+  if (modules === null) return null;
   if (!Array.isArray(modules) || modules.length === 0) {
     throw new DataFormatError(modulesPath, 0, "expected a non-empty array of modules");
   }
@@ -158,7 +132,7 @@ export async function readSentenceTransformersLayout(
   }
 
   const poolingPath = `${dir}/${found.get("Pooling")}/config.json`;
-  const pc = await readJsonFile(poolingPath);
+  const pc = (await readObject(poolingPath))!;
   const modes = Object.entries(POOLING_FIELDS).filter(([k]) => pc[k] === true);
   if (modes.length !== 1) {
     throw new DataFormatError(
@@ -184,7 +158,7 @@ export async function readSentenceTransformersLayout(
   }
 
   const sbPath = `${dir}/sentence_bert_config.json`;
-  const sb = await readJsonFile(sbPath, true) ?? {};
+  const sb = await readObject(sbPath, true) ?? {};
   let maxSeqLength: number | undefined;
   if (sb.max_seq_length !== undefined && sb.max_seq_length !== null) {
     const v = sb.max_seq_length;
@@ -198,7 +172,7 @@ export async function readSentenceTransformersLayout(
   }
 
   const stPath = `${dir}/config_sentence_transformers.json`;
-  const st = await readJsonFile(stPath, true) ?? {};
+  const st = await readObject(stPath, true) ?? {};
   const prompts: Record<string, string> = {};
   if (st.prompts !== undefined && st.prompts !== null) {
     if (typeof st.prompts !== "object" || Array.isArray(st.prompts)) {

@@ -114,10 +114,11 @@ export async function denseRetriever(
       const sub: EmbeddingMatrix = {
         count: rows.length,
         dim: qs.dim,
-        data: Float32Array.from(
-          rows.flatMap((r) => [...qs.data.subarray(r * qs.dim, (r + 1) * qs.dim)]),
-        ),
+        data: new Float32Array(rows.length * qs.dim),
       };
+      rows.forEach((r, i) =>
+        sub.data.set(qs.data.subarray(r * qs.dim, (r + 1) * qs.dim), i * qs.dim)
+      );
       const top = await retrieveWithEmbeddings(gpu, sub, docs, depth);
       return retrievedRun(top, wanted, (j) => corpus[j].id);
     },

@@ -140,7 +140,7 @@ function lossTensor(
  * chunks: the same gradients to f32 rounding, activation memory bounded by the chunk.
  */
 async function batchGradients(
-  ctx: StepContext,
+  ctx: Omit<StepContext, "optimizer" | "maxGradNorm">,
   batch: readonly Triple[],
   teacher: { pos: number[]; neg: number[] } | undefined,
   forwardDone: () => Promise<void> = () => Promise.resolve(),
@@ -279,8 +279,7 @@ export async function batchLossAndGradients(
   teacher?: { pos: number[]; neg: number[] },
 ): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
   return await withArena(async () => {
-    const full = { ...ctx, optimizer: null as unknown as AdamW, maxGradNorm: Infinity };
-    const { loss, grads, release } = await batchGradients(full, batch, teacher);
+    const { loss, grads, release } = await batchGradients(ctx, batch, teacher);
     try {
       const out = new Map<string, Float32Array>();
       for (const [name, g] of grads) out.set(name, await g.read() as Float32Array);
