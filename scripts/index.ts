@@ -57,7 +57,8 @@ ${MODEL_FLAGS_HELP}
   --partitions N     IVF partitions (default about sqrt(documents), >= 256 vectors each)
   --sub-vectors N    PQ sub-vectors (default dim / 16)
   --nprobes N        partitions probed per query, recorded as the search default (default
-                     half the partitions, at least 8, at most 64)
+                     half the partitions, at least 8, at most 64, and never
+                     fewer than hold 4096 vectors)
   --refine-factor N  re-score N x k candidates with the exact vectors (default 10; 0: none)
   --quiet            no progress bar
   -h, --help         this text

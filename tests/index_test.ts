@@ -46,16 +46,23 @@ Deno.test("shard ranges cover the corpus once; ANN and search defaults follow th
     partitions: 2974,
     subVectors: 48,
   });
-  deepStrictEqual(searchSettings({ kind: "ivf_pq", partitions: 20, subVectors: 32 }), {
-    nprobes: 10,
+  deepStrictEqual(searchSettings({ kind: "ivf_pq", partitions: 20, subVectors: 32 }, 5183), {
+    nprobes: 16,
     refineFactor: 10,
   });
   deepStrictEqual(
-    searchSettings({ kind: "ivf_pq", partitions: 2974, subVectors: 48 }, {
+    searchSettings({ kind: "ivf_pq", partitions: 2974, subVectors: 48 }, 8_841_823, {
       refineFactor: 0,
     }),
     { nprobes: 64, refineFactor: 0 },
   );
+  // 100,000 vectors in 316 partitions: half is 158, capped at 64 (13 would hold 4096 vectors).
+  strictEqual(
+    searchSettings({ kind: "ivf_pq", partitions: 316, subVectors: 24 }, 100_000).nprobes,
+    64,
+  );
+  // 12 partitions of 1e6 vectors: half is 6, raised to the floor of 8.
+  strictEqual(searchSettings({ kind: "ivf_pq", partitions: 12, subVectors: 24 }, 1e6).nprobes, 8);
 });
 
 Deno.test("mod.ts reaches LanceDB, Arrow and parquet-wasm only through dynamic imports", async () => {
