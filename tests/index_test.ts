@@ -122,15 +122,19 @@ Deno.test("deno task index: two shards, a foreign shard refused, a deleted half-
     const [a, b] = shardRange(5183, 1, 2);
     strictEqual(whole.ids.length, b - a);
 
-    // A crash mid-shard: the final file gone, its first part (documents a..a+1000) on disk.
+    // A crash mid-shard: the final file gone, its first two parts (documents a..a+2000) on disk.
     await Deno.remove(shardPath(index, 1, 2));
-    const part = shardPath(index, 1, 2).replace(/\.parquet$/, ".part-00000.parquet");
-    await writeEmbeddingParquet(part, {
-      ids: whole.ids.slice(0, 1000),
-      dim: whole.dim,
-      data: whole.data.slice(0, 1000 * whole.dim),
-      meta: { ...whole.meta, part: "0", first: String(a), count: "1000" },
-    });
+    const parts = [0, 1].map((j) =>
+      shardPath(index, 1, 2).replace(/\.parquet$/, `.part-0000${j}.parquet`)
+    );
+    for (const [j, part] of parts.entries()) {
+      await writeEmbeddingParquet(part, {
+        ids: whole.ids.slice(1000 * j, 1000 * (j + 1)),
+        dim: whole.dim,
+        data: whole.data.slice(1000 * j * whole.dim, 1000 * (j + 1) * whole.dim),
+        meta: { ...whole.meta, part: String(j), first: String(a + 1000 * j), count: "1000" },
+      });
+    }
     const resumed = await runScript(
       "index",
       ...common.filter((x) => x !== "--quiet"),
@@ -140,11 +144,13 @@ Deno.test("deno task index: two shards, a foreign shard refused, a deleted half-
       "1000",
     );
     strictEqual(resumed.code, 0, resumed.stderr);
-    ok(/resumed, 1 of 3 parts were already encoded/.test(resumed.stderr), resumed.stderr);
+    ok(/resumed, 2 of 3 parts were already encoded/.test(resumed.stderr), resumed.stderr);
     const again = await readEmbeddingParquet(shardPath(index, 1, 2));
     deepStrictEqual(again.ids, whole.ids);
     deepStrictEqual(new Uint32Array(again.data.buffer), new Uint32Array(whole.data.buffer));
-    ok(!(await Deno.stat(part).catch(() => null)), "parts removed once the shard is whole");
+    for (const part of parts) {
+      ok(!(await Deno.stat(part).catch(() => null)), "parts removed once the shard is whole");
+    }
 
     const built = await runScript("index", "--out", index, "--build", "--quiet");
     strictEqual(built.code, 0, built.stderr);

@@ -21,7 +21,7 @@ export interface StudyPreset {
  * `tiny`: every arm of the paper's comparison on a SciFact slice, small enough for a test (a
  * couple of minutes on a CPU WebGPU adapter): 60 train queries (8 carved for validation, each
  * re-ranking its BM25 top 8), 20 test queries, the judged documents plus 100 others; USE-lite, batches of 8, 16 query and 32
- * document tokens, at most 6 steps, validation every 3; one seed, budgets 0.5 and 1. The
+ * document tokens, at most 4 steps, validation every 2; one seed, budgets 0.5 and 1. The
  * Margin-MSE teacher is USE-lite trained by the study with InfoNCE for 3 steps on 48-token
  * documents (standing in for a cross-encoder, which this preset cannot load offline): its
  * numbers test the machinery, not the claims.
@@ -37,8 +37,8 @@ function tiny(): StudyPreset {
         lr: 1e-4,
         queryLength: 16,
         docLength: 32,
-        maxSteps: 6,
-        validateEvery: 3,
+        maxSteps: 4,
+        validateEvery: 2,
         patience: 4,
         negativesPerPositive: 1,
         validationQueries: 8,
