@@ -137,11 +137,11 @@ export function annSettings(n: number, dim: number, o: AnnOverrides = {}): AnnSe
  * Search defaults for `ann` over `documents` vectors: half the partitions probed, at least 8 and
  * at most 64, but never fewer than hold 4096 vectors (below that many, exact search costs nothing,
  * as {@link annSettings} assumes), and 10 x k candidates re-scored with the exact vectors. On
- * SciFact with USE-lite (5,183 documents, 20 partitions) this probes 16: over ten rebuilds of the
- * index (its k-means is randomly seeded) ANN recall@10 0.998-1.000, @100 0.996-0.997 and nDCG@10
- * 0 to -0.0033 from exact, where half the partitions (10) gave recall@100 0.963-0.970 and nDCG@10
- * down to -0.0046, and once -0.0067 (tests/index_test.ts holds recall@100 >= 0.95 and nDCG@10
- * within 0.005). Large corpora should pick nprobes from the recall curve of
+ * SciFact with USE-lite (5,183 documents, 20 partitions) this probes 16: over thirty rebuilds of
+ * the index (its k-means is randomly seeded) ANN recall@10 0.998-1.000, @100 0.995-0.998 and
+ * nDCG@10 0 to -0.0033 from exact (docs/index_scifact_nprobes.json), where half the partitions
+ * (10) gave recall@100 0.963-0.970 and nDCG@10 down to -0.0046, and once -0.0067
+ * (tests/index_test.ts holds recall@100 >= 0.95 and nDCG@10 within 0.005). Large corpora should pick nprobes from the recall curve of
  * `deno task bench --only index`. `o` overrides.
  */
 export function searchSettings(
