@@ -9,7 +9,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { readEmbeddingParquet, writeEmbeddingParquet } from "../src/index/parquet.ts";
 import { annSettings, searchSettings } from "../src/index/lance.ts";
-import { shardPath, shardRange } from "../src/index/shards.ts";
+import { partPath, shardPath, shardRange } from "../src/index/shards.ts";
 import { runScript, tinyBeir, withTempDir } from "./helpers.ts";
 
 const data = Deno.env.get("SELFMARGIN_DATA_DIR") ?? "../shared/datasets";
@@ -124,9 +124,7 @@ Deno.test("deno task index: two shards, a foreign shard refused, a deleted half-
 
     // A crash mid-shard: the final file gone, its first two parts (documents a..a+2000) on disk.
     await Deno.remove(shardPath(index, 1, 2));
-    const parts = [0, 1].map((j) =>
-      shardPath(index, 1, 2).replace(/\.parquet$/, `.part-0000${j}.parquet`)
-    );
+    const parts = [0, 1].map((j) => partPath(index, 1, 2, j));
     for (const [j, part] of parts.entries()) {
       await writeEmbeddingParquet(part, {
         ids: whole.ids.slice(1000 * j, 1000 * (j + 1)),

@@ -24,14 +24,28 @@ Deno.test("mod.ts imported by URL runs a WGSL kernel", async () => {
   });
   try {
     const { port } = server.addr as Deno.NetAddr;
-    const lib = await import(`http://127.0.0.1:${port}/mod.ts`);
-    const gpu = await lib.getGpu();
-    const a = lib.Tensor.from(gpu, [1, 2, 3, 4], [2, 2]);
-    const c = await lib.matmul(a, a);
-    deepStrictEqual(Array.from(await c.read()), [7, 10, 15, 22]);
-    // reduce.wgsl includes kernels/prelude/grid.wgsl and kernels/prelude/reduce.wgsl.
-    const total = await lib.sumAll(a);
-    deepStrictEqual(Array.from(await total.read()), [10]);
+    // In a child process with --no-lock: an import by URL in this process would record the
+    // server's per-run port in deno.lock on every test run.
+    const child = `
+      const lib = await import("http://127.0.0.1:${port}/mod.ts");
+      const gpu = await lib.getGpu();
+      const a = lib.Tensor.from(gpu, [1, 2, 3, 4], [2, 2]);
+      const c = await lib.matmul(a, a);
+      // reduce.wgsl includes kernels/prelude/grid.wgsl and kernels/prelude/reduce.wgsl.
+      const total = await lib.sumAll(a);
+      console.log(JSON.stringify([Array.from(await c.read()), Array.from(await total.read())]));
+    `;
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--no-lock", "--no-check", child],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const err = new TextDecoder().decode(r.stderr);
+    deepStrictEqual(r.code, 0, err);
+    const [product, sum] = JSON.parse(new TextDecoder().decode(r.stdout));
+    deepStrictEqual(product, [7, 10, 15, 22]);
+    deepStrictEqual(sum, [10]);
   } finally {
     await server.shutdown();
   }

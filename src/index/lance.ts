@@ -115,13 +115,16 @@ export interface AnnOverrides {
   subVectors?: number;
 }
 
+/** Below this many vectors exact search is as fast as an ANN index (none is built). */
+const EXACT_SEARCH_VECTORS = 4096;
+
 /**
  * ANN settings for `n` vectors of width `dim`: none below 4096 vectors (exact search is as
  * fast); else IVF-PQ with about sqrt(n) partitions (at least 256 vectors each, as PQ training
  * needs) and sub-vectors of 16 dimensions (8 when 16 does not divide the width); `o` overrides.
  */
 export function annSettings(n: number, dim: number, o: AnnOverrides = {}): AnnSettings {
-  const kind = o.kind ?? (n < 4096 ? "none" : "ivf_pq");
+  const kind = o.kind ?? (n < EXACT_SEARCH_VECTORS ? "none" : "ivf_pq");
   if (kind === "none") return { kind };
   const partitions = o.partitions ??
     Math.max(1, Math.min(Math.round(Math.sqrt(n)), Math.floor(n / 256)));
@@ -141,8 +144,8 @@ export function annSettings(n: number, dim: number, o: AnnOverrides = {}): AnnSe
  * the index (its k-means is randomly seeded) ANN recall@10 0.998-1.000, @100 0.995-0.998 and
  * nDCG@10 0 to -0.0033 from exact (docs/index_scifact_nprobes.json), where half the partitions
  * (10) gave recall@100 0.963-0.970 and nDCG@10 down to -0.0046, and once -0.0067
- * (tests/index_test.ts holds recall@100 >= 0.95 and nDCG@10 within 0.005). Large corpora should pick nprobes from the recall curve of
- * `deno task bench --only index`. `o` overrides.
+ * (tests/index_test.ts holds recall@100 >= 0.95 and nDCG@10 within 0.005). Large corpora should
+ * pick nprobes from the recall curve of `deno task bench --only index`. `o` overrides.
  */
 export function searchSettings(
   ann: AnnSettings,
@@ -155,7 +158,7 @@ export function searchSettings(
       Math.max(
         8,
         Math.min(64, Math.ceil(ann.partitions / 2)),
-        Math.ceil(4096 * ann.partitions / documents),
+        Math.ceil(EXACT_SEARCH_VECTORS * ann.partitions / documents),
       ),
     ),
     refineFactor: 10,

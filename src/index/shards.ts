@@ -78,7 +78,8 @@ export function shardPath(out: string, i: number, n: number): string {
   return `${out}/shards/shard-${w(i + 1)}-of-${w(n)}.parquet`;
 }
 
-function partPath(out: string, i: number, n: number, part: number): string {
+/** Where part `part` (0-based) of shard `i` of `n` is written while the shard is encoded. */
+export function partPath(out: string, i: number, n: number, part: number): string {
   return shardPath(out, i, n).replace(
     /\.parquet$/,
     `.part-${String(part).padStart(5, "0")}.parquet`,
