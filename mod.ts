@@ -22,6 +22,61 @@
  * );
  * ```
  *
+ * @example A sentence-transformers model, encoded as its directory declares
+ * ```ts
+ * import { encodeTexts, getGpu, loadEncoder } from "./mod.ts";
+ * const gpu = await getGpu();
+ * // modules.json, 1_Pooling/config.json, 2_Normalize and the prompts of
+ * // config_sentence_transformers.json decide pooling, normalisation and prefixes.
+ * const model = await loadEncoder(gpu, "models/e5-small-v2");
+ * const q = await encodeTexts(gpu, model, ["what is a margin?"], { role: "query" });
+ * const d = await encodeTexts(gpu, model, ["A margin is ..."], { role: "document" });
+ * // Override what the directory says:
+ * const cls = await loadEncoder(gpu, "models/e5-small-v2", {
+ *   pooling: "cls",
+ *   prompts: { query: "query: ", document: "passage: " },
+ * });
+ * ```
+ *
+ * @example RoBERTa with the authors' pooling (the tanh pooler, new when the checkpoint has none)
+ * ```ts
+ * import { getGpu, loadEncoder } from "./mod.ts";
+ * const gpu = await getGpu();
+ * const roberta = await loadEncoder(gpu, "models/roberta-base", { pooling: "pooler" });
+ * ```
+ *
+ * @example Fine-tune, then save in the sentence-transformers layout with a model card
+ * ```ts
+ * import { getGpu, loadEncoder, saveEncoder, train, type TrainData } from "./mod.ts";
+ * declare const triples: TrainData["triples"]; // (query, positive, negative) texts
+ * const gpu = await getGpu();
+ * const model = await loadEncoder(gpu, "models/all-MiniLM-L6-v2");
+ * // chunkSize: GradCache, the batch of 256 encoded 32 at a time (same gradients, memory of 32).
+ * const result = await train(gpu, model, { triples }, {
+ *   loss: "margin", target: "distributed", batchSize: 256, chunkSize: 32, outDir: "runs/x",
+ * });
+ * // config.json, model.safetensors, tokenizer files, modules.json, 1_Pooling/, README.md:
+ * await saveEncoder(model, "runs/x/export", {}, {
+ *   baseModel: "all-MiniLM-L6-v2",
+ *   training: { loss: "margin", target: "distributed", batchSize: 256 },
+ *   steps: result.stepsRun,
+ *   command: "deno run -A my_training.ts",
+ * });
+ * ```
+ *
+ * @example Hard negatives from BM25, false negatives filtered
+ * ```ts
+ * import { bm25Retriever, Bm25Index, loadBeir, mineHardNegatives, writeMined } from "./mod.ts";
+ * const data = await loadBeir("datasets/scifact", "train");
+ * const retriever = bm25Retriever(Bm25Index.build(data.corpus), data.queries);
+ * const { tuples, stats } = await mineHardNegatives(retriever, data, {
+ *   ranks: [10, 100], negatives: 8, filter: { kind: "ratio", ratio: 0.95 },
+ * });
+ * // One (query, positive, negative) per line with the miner's scores: negatives for
+ * // `deno task train --negatives`, and teacher scores for Margin-MSE.
+ * await writeMined("negatives.jsonl", tuples, "triples");
+ * ```
+ *
  * @module
  */
 // The GPU runtime.
