@@ -321,14 +321,27 @@ Deno.test("flags override the directory; a checkpoint saves the layout and a mod
   });
 });
 
-Deno.test("a BERT tanh pooler is not written as a sentence-transformers layout; USE-lite refuses another pooling", async () => {
+Deno.test("a BERT tanh pooler is written as cls plus a recorded pooler, and loads back as the pooler; USE-lite refuses another pooling", async () => {
   const gpu = await getGpu();
   await withTempDir(async (dir) => {
     await Deno.mkdir(`${dir}/src`);
     await writeMiniLm(`${dir}/src`);
     const model = await loadEncoder(gpu, `${dir}/src`, { pooling: "pooler" });
-    await saveEncoder(model, `${dir}/out`);
-    deepStrictEqual(await readSentenceTransformersLayout(`${dir}/out`), null);
+    await saveEncoder(model, `${dir}/out`, {}, { baseModel: "x", training: {}, steps: 1 });
+    const saved = (await readSentenceTransformersLayout(`${dir}/out`))!;
+    deepStrictEqual([saved.pooling, saved.normalize], ["pooler", true]);
+    // sentence-transformers reads cls (its nearest mode) and ignores the recorded field, so the
+    // card does not offer it as a sentence-transformers model (its embeddings would differ).
+    const pc = JSON.parse(await Deno.readTextFile(`${dir}/out/1_Pooling/config.json`));
+    deepStrictEqual([pc.pooling_mode_cls_token, pc.pooling_mode_mean_tokens], [true, false]);
+    ok(!(await Deno.readTextFile(`${dir}/out/README.md`)).includes("library_name"));
+    const back = await loadEncoder(gpu, `${dir}/out`);
+    deepStrictEqual(back.config.pooling, "pooler");
+    const a = await encodeTexts(gpu, model, ["Protein folding"]);
+    const b = await encodeTexts(gpu, back, ["Protein folding"]);
+    deepStrictEqual(b.data, a.data, "the same embedding after the round trip");
+    for (const m of [model, back]) for (const t of m.named.values()) t.destroy();
+
     const layout: SentenceTransformersLayout = {
       transformerPath: "",
       pooling: "lasttoken",
@@ -342,6 +355,28 @@ Deno.test("a BERT tanh pooler is not written as a sentence-transformers layout; 
     await Deno.mkdir(`${dir}/w`);
     await writeSentenceTransformersLayout(`${dir}/w`, layout, 8);
     deepStrictEqual(await readSentenceTransformersLayout(`${dir}/w`), layout);
+    await writeSentenceTransformersLayout(`${dir}/w`, { ...layout, pooling: "pooler" }, 8);
+    deepStrictEqual(await readSentenceTransformersLayout(`${dir}/w`), {
+      ...layout,
+      pooling: "pooler",
+    });
+    // The recorded pooling is checked: only "pooler", and only over a cls Pooling module.
+    for (
+      const [pooling, recorded, pattern] of [
+        [{ pooling_mode_cls_token: true }, "max", /selfmargin_pooling: "max" is not supported/],
+        [
+          { pooling_mode_mean_tokens: true },
+          "pooler",
+          /config_sentence_transformers\.json.*"pooler" pools the first token, but .*1_Pooling\/config\.json declares pooling_mode_mean_tokens/,
+        ],
+      ] as const
+    ) {
+      await writeLayoutFiles(`${dir}/w`, { pooling, st: { selfmargin_pooling: recorded } });
+      await rejects(readSentenceTransformersLayout(`${dir}/w`), (e: unknown) => {
+        ok(e instanceof DataFormatError && pattern.test(e.message), `${e} !~ ${pattern}`);
+        return true;
+      });
+    }
   });
   await rejects(loadEncoder(gpu, "use-lite", { pooling: "cls" }), /USE-lite pools by the mean/);
   ok(!renderModelCard({ baseModel: "x", training: {}, steps: 1 }).includes("library_name"));

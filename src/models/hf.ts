@@ -1,8 +1,7 @@
 /**
  * Loading Hugging Face BERT-family (BERT, DistilBERT, MPNet, RoBERTa, XLM-RoBERTa) model
- * directories (config.json, model.safetensors or a
- * sharded index, tokenizer.json) onto the GPU encoder, and mapping Hugging Face weight names to
- * encoder roles.
+ * directories (config.json, model.safetensors or a sharded index, tokenizer.json) onto the GPU
+ * encoder, and mapping Hugging Face weight names to encoder roles.
  *
  * @module
  */
@@ -287,7 +286,9 @@ export function checkMaxLength(maxLength: number | undefined, what = "maxLength"
 }
 
 /**
- * Loads a Hugging Face model directory (BERT, DistilBERT, MPNet) onto the GPU.
+ * Loads a Hugging Face model directory onto the GPU: BERT, DistilBERT, MPNet, RoBERTa or
+ * XLM-RoBERTa (the `model_type`s that {@link configFromHf} maps), with its sentence-transformers
+ * layout when it has one.
  *
  * @example
  * ```ts

@@ -1,8 +1,8 @@
 /**
  * One entry point from a model name to a loaded encoder, and checkpoints that load back:
- * `use-lite` (the embedded default), a model directory (Hugging Face BERT/DistilBERT/MPNet, or a
- * fine-tuned checkpoint written by {@link saveEncoder}), or a Hugging Face Hub name, downloaded
- * into the cache when the network is there.
+ * `use-lite` (the embedded default), a model directory (Hugging Face BERT, DistilBERT, MPNet,
+ * RoBERTa or XLM-RoBERTa, or a fine-tuned checkpoint written by {@link saveEncoder}), or a
+ * Hugging Face Hub name, downloaded into the cache when the network is there.
  *
  * @module
  */
@@ -199,14 +199,19 @@ export async function loadEncoder(
 
 /**
  * The sentence-transformers layout that says how `model` pools, normalises, truncates and
- * prompts: the one it was loaded with, updated to its current settings; null for USE-lite and
- * for BERT's tanh pooler (sentence-transformers' Transformer module does not run the pooler).
+ * prompts: the one it was loaded with, updated to its current settings; null for USE-lite (its
+ * pooling is part of its graph). BERT's tanh pooler (`pooler`, any family) has no Pooling mode
+ * in sentence-transformers: the layout says `pooler`, which
+ * {@link writeSentenceTransformersLayout} writes as `cls` plus a field of
+ * `config_sentence_transformers.json` that {@link loadEncoder} reads back. sentence-transformers
+ * loads such a directory but pools the first token's state without the pooler (its Transformer
+ * module does not run it), so its embeddings differ from this library's.
  */
 export function sentenceTransformersLayoutOf(
   model: LoadedEncoder,
 ): SentenceTransformersLayout | null {
   const pooling = model.config.pooling;
-  if (model.config.family === "use-lite" || pooling === "pooler") return null;
+  if (model.config.family === "use-lite") return null;
   const text = model.text ?? textFormat(null);
   const prompts: Record<string, string> = { ...model.layout?.prompts };
   if (text.queryPrompt || "query" in prompts) prompts.query = text.queryPrompt;
@@ -229,7 +234,8 @@ export function sentenceTransformersLayoutOf(
  * Writes an encoder as a model directory that {@link loadEncoder} (and, for the BERT family,
  * Hugging Face and sentence-transformers) loads back: config.json, model.safetensors, tokenizer
  * files, the sentence-transformers layout ({@link sentenceTransformersLayoutOf}) and, with
- * `card`, a model card (README.md). Written to a temporary directory and renamed into place, so
+ * `card`, a model card (README.md). The checkpoint reloads with the pooling (every pooling,
+ * the tanh pooler and its weights included), normalisation, prompts and length it was saved with. Written to a temporary directory and renamed into place, so
  * a crash never leaves a half-written checkpoint.
  */
 export async function saveEncoder(
@@ -267,7 +273,13 @@ export async function saveEncoder(
     }
     const layout = sentenceTransformersLayoutOf(model);
     if (layout) await writeSentenceTransformersLayout(tmp, layout, model.config.hidden);
-    if (card) await writeModelCard(tmp, { ...card, sentenceTransformers: layout !== null });
+    // The card shows sentence-transformers usage only where it gives this library's embeddings.
+    if (card) {
+      await writeModelCard(tmp, {
+        ...card,
+        sentenceTransformers: layout !== null && layout.pooling !== "pooler",
+      });
+    }
     await replaceDir(tmp, dir);
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});

@@ -21,6 +21,17 @@ import type { Pooling } from "./config.ts";
 /** The poolings a sentence-transformers directory may declare that this library implements. */
 export type StPooling = Extract<Pooling, "cls" | "mean" | "max" | "lasttoken">;
 
+/**
+ * The field of `config_sentence_transformers.json` that records a pooling sentence-transformers'
+ * Pooling module cannot express: `"pooler"` (BERT's tanh pooler over the first token). The
+ * Pooling module then declares `cls`, the nearest it has. sentence-transformers ignores the field
+ * (and keeps it when it saves the model again), so such a directory still loads there, but pools
+ * the first token's state without the pooler's dense layer and tanh: its embeddings differ from
+ * this library's. {@link readSentenceTransformersLayout} reads the field back, so a checkpoint
+ * reloads here with the pooling it was saved with.
+ */
+export const SELFMARGIN_POOLING_FIELD = "selfmargin_pooling";
+
 /** Similarity functions sentence-transformers names; retrieval here ranks by the dot product. */
 export type StSimilarity = "cosine" | "dot";
 
@@ -28,8 +39,11 @@ export type StSimilarity = "cosine" | "dot";
 export interface SentenceTransformersLayout {
   /** Where the Transformer module's files are, relative to the directory ("" for the top). */
   transformerPath: string;
-  /** The pooling of `1_Pooling/config.json`. */
-  pooling: StPooling;
+  /**
+   * The pooling of `1_Pooling/config.json`, or `pooler` where `config_sentence_transformers.json`
+   * records it ({@link SELFMARGIN_POOLING_FIELD}; the Pooling module then declares `cls`).
+   */
+  pooling: StPooling | "pooler";
   /** Whether a prompt's tokens take part in pooling (`include_prompt`; default true). */
   includePrompt: boolean;
   /**
@@ -193,6 +207,26 @@ export async function readSentenceTransformersLayout(
       `field default_prompt_name: ${JSON.stringify(dp)} is not one of the prompts`,
     );
   }
+  const recorded = st[SELFMARGIN_POOLING_FIELD];
+  if (recorded !== undefined && recorded !== null) {
+    if (recorded !== "pooler") {
+      throw new DataFormatError(
+        stPath,
+        0,
+        `field ${SELFMARGIN_POOLING_FIELD}: ${
+          JSON.stringify(recorded)
+        } is not supported (only "pooler", which the Pooling module cannot express)`,
+      );
+    }
+    if (pooling !== "cls") {
+      throw new DataFormatError(
+        stPath,
+        0,
+        `field ${SELFMARGIN_POOLING_FIELD}: "pooler" pools the first token, but ${poolingPath} ` +
+          `declares ${field} (expected pooling_mode_cls_token)`,
+      );
+    }
+  }
   // Without a similarity_fn_name, the embeddings are ranked as they come: by the dot product,
   // which is the cosine when a Normalize module is there.
   const sim = st.similarity_fn_name ?? (found.has("Normalize") ? "cosine" : "dot");
@@ -205,7 +239,7 @@ export async function readSentenceTransformersLayout(
   }
   return {
     transformerPath: found.get("Transformer") ?? "",
-    pooling,
+    pooling: recorded === "pooler" ? "pooler" : pooling,
     includePrompt: pc.include_prompt !== false,
     normalize: found.has("Normalize") || sim === "cosine",
     similarity: sim,
@@ -220,7 +254,10 @@ export async function readSentenceTransformersLayout(
  * Writes the sentence-transformers layout into `dir` (beside the Transformer's `config.json`,
  * weights and tokenizer, which the caller writes): `modules.json`, `1_Pooling/config.json`,
  * `2_Normalize/` when normalising, `sentence_bert_config.json` and
- * `config_sentence_transformers.json`. `hidden` is the embedding width.
+ * `config_sentence_transformers.json`. `hidden` is the embedding width. The `pooler` pooling is
+ * written as `cls` in `1_Pooling/config.json` and recorded as {@link SELFMARGIN_POOLING_FIELD} in
+ * `config_sentence_transformers.json` (sentence-transformers would pool the first token without
+ * the tanh pooler; this library reads the pooler back).
  */
 export async function writeSentenceTransformersLayout(
   dir: string,
@@ -245,7 +282,7 @@ export async function writeSentenceTransformersLayout(
   await Deno.mkdir(`${dir}/1_Pooling`, { recursive: true });
   const pooling: Record<string, unknown> = { word_embedding_dimension: hidden };
   for (const [field, mode] of Object.entries(POOLING_FIELDS)) {
-    pooling[field] = mode === layout.pooling;
+    pooling[field] = mode === (layout.pooling === "pooler" ? "cls" : layout.pooling);
   }
   pooling.include_prompt = layout.includePrompt;
   await writeTextFileAtomic(`${dir}/1_Pooling/config.json`, json(pooling));
@@ -258,6 +295,7 @@ export async function writeSentenceTransformersLayout(
       prompts: layout.prompts,
       default_prompt_name: layout.defaultPromptName,
       similarity_fn_name: layout.similarity,
+      ...(layout.pooling === "pooler" ? { [SELFMARGIN_POOLING_FIELD]: "pooler" } : {}),
     }),
   );
 }
