@@ -1,5 +1,8 @@
+import { deepStrictEqual, ok } from "node:assert/strict";
 import { marginMseLoss, readTeacherScores } from "../src/losses/margin_mse.ts";
-import { assertClose, randn } from "./helpers.ts";
+import { type MinedTuple, writeMined } from "../src/train/mine.ts";
+import { teacherScoresFor, type Triple } from "../src/train/data.ts";
+import { assertClose, randn, withTempDir } from "./helpers.ts";
 import { checkGradients, rejection, triples } from "./loss_fixtures.ts";
 import { marginMseRef } from "./reference/margin_ref.ts";
 
@@ -161,4 +164,115 @@ Deno.test("teacher files: numeric ids beyond 2^53 and invalid UTF-8 are errors a
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** Mined tuples as the miner gives them: scores with fractions, an id that looks numeric. */
+const MINED: MinedTuple[] = [
+  { qid: "q1", pos: "p1", negs: ["d1", "d2", "d3"], scorePos: 0.8125, scoresNeg: [0.75, 0.5, 0.1] },
+  { qid: "q1", pos: "p2", negs: ["d1"], scorePos: 0.6, scoresNeg: [0.7] },
+  { qid: "7", pos: "p3", negs: [], scorePos: 1, scoresNeg: [] }, // no negative: not written
+  { qid: "7", pos: "p4", negs: ["d9", "d2"], scorePos: -1.5e-3, scoresNeg: [-2, 3] },
+];
+
+Deno.test("teacher files: the miner's triples and tuples both read as teacher scores, every triple found", async () => {
+  await withTempDir(async (dir) => {
+    // Every (qid, pos, negs[i]) with (score_pos, scores_neg[i]), in mining order.
+    const want = MINED.flatMap((t) =>
+      t.negs.map((neg, i) => [t.qid, t.pos, neg, t.scorePos, t.scoresNeg[i]])
+    );
+    const triples: Triple[] = want.map(([qid, pos, neg]) => ({
+      qid: String(qid),
+      posId: String(pos),
+      negId: String(neg),
+      query: "",
+      positive: "",
+      negative: "",
+    }));
+    for (const format of ["triples", "tuples"] as const) {
+      const path = `${dir}/${format}.jsonl`;
+      await writeMined(path, MINED, format);
+      const teacher = await readTeacherScores(path);
+      // Scores pass through JSON as the numbers they were (no tolerance: same f64 values).
+      deepStrictEqual(
+        teacher.rows.map((r) => [r.qid, r.pos, r.neg, r.scorePos, r.scoreNeg]),
+        want,
+        format,
+      );
+      deepStrictEqual(
+        teacher.rows.map((r) => r.lineNo),
+        format === "tuples" ? [1, 1, 1, 2, 3, 3] : [1, 2, 3, 4, 5, 6],
+        `${format}: each row keeps its line`,
+      );
+      // The trainer's lookup finds every triple, with the pair of scores (rounded to f32).
+      const { pos, neg } = teacherScoresFor(triples, teacher);
+      deepStrictEqual([...pos], want.map((w) => Math.fround(w[3] as number)), format);
+      deepStrictEqual([...neg], want.map((w) => Math.fround(w[4] as number)), format);
+      ok(!teacher.get("7", "p3", "d1"), "a pair mined without negatives scores nothing");
+    }
+  });
+});
+
+Deno.test("teacher files: malformed tuples are errors at their line", async () => {
+  await withTempDir(async (dir) => {
+    const good = '{"qid": "q", "pos": "p", "negs": ["a"], "score_pos": 1, "scores_neg": [0]}';
+    for (
+      const [name, line, pattern] of [
+        [
+          "lengths",
+          '{"qid": "q", "pos": "p", "negs": ["a", "b"], "score_pos": 1, "scores_neg": [0]}',
+          /:2: "negs" has 2 ids but "scores_neg" has 1 scores/,
+        ],
+        [
+          "nopos",
+          '{"qid": "q", "pos": "p", "negs": ["a"], "scores_neg": [0]}',
+          /:2: missing "score_pos"$/,
+        ],
+        [
+          "noscores",
+          '{"qid": "q", "pos": "p", "negs": ["a"], "score_pos": 1}',
+          /:2: missing "scores_neg"$/,
+        ],
+        [
+          "notarray",
+          '{"qid": "q", "pos": "p", "negs": "a", "score_pos": 1, "scores_neg": [0]}',
+          /:2: "negs" must be an array of ids, found "a"/,
+        ],
+        [
+          "empty",
+          '{"qid": "q", "pos": "p", "negs": [], "score_pos": 1, "scores_neg": []}',
+          /:2: "negs" is empty/,
+        ],
+        [
+          "both",
+          '{"qid": "q", "pos": "p", "neg": "a", "negs": ["a"], "score_pos": 1, "scores_neg": [0]}',
+          /:2: both "neg" \(a triple\) and "negs"/,
+        ],
+        [
+          "badscore",
+          '{"qid": "q", "pos": "p", "negs": ["a", "b"], "score_pos": 1, "scores_neg": [0, "nan"]}',
+          /:2: scores_neg\[1\] 'nan' .*NaN/,
+        ],
+        [
+          "badid",
+          '{"qid": "q", "pos": "p", "negs": ["a", ""], "score_pos": 1, "scores_neg": [0, 1]}',
+          /:2: missing or empty "negs\[1\]"/,
+        ],
+        [
+          "conflict",
+          '{"qid": "q", "pos": "p", "neg": "a", "score_pos": 1, "score_neg": 0.5}',
+          /:2: triple \(q, p, a\) scored differently on line 1/,
+        ],
+        [
+          "repeated",
+          '{"qid": "x", "pos": "p", "negs": ["a", "a"], "score_pos": 1, "scores_neg": [0, 1]}',
+          /:2: triple \(x, p, a\) scored differently earlier on this line/,
+        ],
+      ] as const
+    ) {
+      const path = `${dir}/${name}.jsonl`;
+      await Deno.writeTextFile(path, `${good}\n${line}\n`);
+      const e = await rejection(() => readTeacherScores(path));
+      ok(e.message.startsWith(`${path}:2:`) && pattern.test(e.message), `${name}: ${e.message}`);
+    }
+  });
 });

@@ -208,9 +208,13 @@ function teacherId(path: string, lineNo: number, name: string, v: unknown): stri
 /**
  * Reads teacher scores for Margin-MSE: the MS MARCO style TSV of Hofstätter et al.
  * (`score_pos score_neg qid pid_pos pid_neg`, tab- or space-separated, no header), or JSONL
- * lines `{"qid", "pos", "neg", "score_pos", "score_neg"}` (chosen by a `.jsonl`/`.json` name or a
- * first line starting with `{`). Errors name the file and line; a triple scored twice with
- * different scores is an error (repeated identical lines are kept once).
+ * (chosen by a `.jsonl`/`.json` name or a first line starting with `{`) whose lines are triples
+ * `{"qid", "pos", "neg", "score_pos", "score_neg"}` or tuples `{"qid", "pos", "negs",
+ * "score_pos", "scores_neg"}` (the miner's two layouts, `writeMined`, mixed freely): a tuple
+ * scores each triple (qid, pos, negs[i]) with the pair (score_pos, scores_neg[i]). Errors name
+ * the file and line (a missing score, `negs` and `scores_neg` of different lengths, a line with
+ * both `neg` and `negs`); a triple scored twice with different scores is an error (repeated
+ * identical scores are kept once).
  *
  * @example
  * ```ts
@@ -225,7 +229,7 @@ export async function readTeacherScores(path: string): Promise<TeacherScoreFile>
   for await (const { text, lineNo } of readLines(path)) {
     if (text.trim() === "") continue;
     jsonl ??= text.trimStart().startsWith("{");
-    let row: TeacherRow;
+    const found: TeacherRow[] = [];
     if (jsonl) {
       let o: unknown;
       try {
@@ -237,17 +241,62 @@ export async function readTeacherScores(path: string): Promise<TeacherScoreFile>
         throw new DataFormatError(path, lineNo, "expected a JSON object");
       }
       const r = o as Record<string, unknown>;
-      for (const key of ["score_pos", "score_neg"]) {
+      const tuple = "negs" in r || "scores_neg" in r;
+      if (tuple && "neg" in r) {
+        throw new DataFormatError(
+          path,
+          lineNo,
+          `both "neg" (a triple) and "negs" or "scores_neg" (a tuple): write one layout per line`,
+        );
+      }
+      const keys = ["score_pos", tuple ? "negs" : "neg", tuple ? "scores_neg" : "score_neg"];
+      for (const key of keys) {
         if (!(key in r)) throw new DataFormatError(path, lineNo, `missing "${key}"`);
       }
-      row = {
-        qid: teacherId(path, lineNo, "qid", r.qid),
-        pos: teacherId(path, lineNo, "pos", r.pos),
-        neg: teacherId(path, lineNo, "neg", r.neg),
-        scorePos: teacherNumber(path, lineNo, "score_pos", r.score_pos),
-        scoreNeg: teacherNumber(path, lineNo, "score_neg", r.score_neg),
-        lineNo,
-      };
+      const qid = teacherId(path, lineNo, "qid", r.qid);
+      const pos = teacherId(path, lineNo, "pos", r.pos);
+      const scorePos = teacherNumber(path, lineNo, "score_pos", r.score_pos);
+      if (tuple) {
+        const { negs, scores_neg: scores } = r;
+        const notArray = (key: string, v: unknown, what: string) =>
+          new DataFormatError(
+            path,
+            lineNo,
+            `"${key}" must be an array of ${what}, found ${JSON.stringify(v)}`,
+          );
+        if (!Array.isArray(negs)) throw notArray("negs", negs, "ids");
+        if (!Array.isArray(scores)) throw notArray("scores_neg", scores, "scores");
+        if (negs.length !== scores.length) {
+          throw new DataFormatError(
+            path,
+            lineNo,
+            `"negs" has ${negs.length} ids but "scores_neg" has ${scores.length} scores: ` +
+              "each negative needs its score",
+          );
+        }
+        if (negs.length === 0) {
+          throw new DataFormatError(path, lineNo, `"negs" is empty: a tuple scores no triple`);
+        }
+        negs.forEach((n, i) =>
+          found.push({
+            qid,
+            pos,
+            neg: teacherId(path, lineNo, `negs[${i}]`, n),
+            scorePos,
+            scoreNeg: teacherNumber(path, lineNo, `scores_neg[${i}]`, scores[i]),
+            lineNo,
+          })
+        );
+      } else {
+        found.push({
+          qid,
+          pos,
+          neg: teacherId(path, lineNo, "neg", r.neg),
+          scorePos,
+          scoreNeg: teacherNumber(path, lineNo, "score_neg", r.score_neg),
+          lineNo,
+        });
+      }
     } else {
       const f = whitespaceFields(text);
       if (f.length !== 5) {
@@ -257,29 +306,33 @@ export async function readTeacherScores(path: string): Promise<TeacherScoreFile>
           `expected 5 fields (score_pos score_neg qid pid_pos pid_neg), found ${f.length}`,
         );
       }
-      row = {
+      found.push({
         qid: f[2],
         pos: f[3],
         neg: f[4],
         scorePos: teacherNumber(path, lineNo, "score_pos", f[0]),
         scoreNeg: teacherNumber(path, lineNo, "score_neg", f[1]),
         lineNo,
-      };
+      });
     }
-    const key = teacherKey(row.qid, row.pos, row.neg);
-    const prev = index.get(key);
-    if (prev) {
-      if (prev.scorePos !== row.scorePos || prev.scoreNeg !== row.scoreNeg) {
-        throw new DataFormatError(
-          path,
-          lineNo,
-          `triple (${row.qid}, ${row.pos}, ${row.neg}) scored differently on line ${prev.lineNo}`,
-        );
+    for (const row of found) {
+      const key = teacherKey(row.qid, row.pos, row.neg);
+      const prev = index.get(key);
+      if (prev) {
+        if (prev.scorePos !== row.scorePos || prev.scoreNeg !== row.scoreNeg) {
+          throw new DataFormatError(
+            path,
+            lineNo,
+            `triple (${row.qid}, ${row.pos}, ${row.neg}) scored differently ${
+              prev.lineNo === lineNo ? "earlier on this line" : `on line ${prev.lineNo}`
+            }`,
+          );
+        }
+        continue;
       }
-      continue;
+      index.set(key, row);
+      rows.push(row);
     }
-    index.set(key, row);
-    rows.push(row);
   }
   if (rows.length === 0) throw new DataFormatError(path, 0, "no teacher scores in the file");
   return { path, rows, get: (qid, pos, neg) => index.get(teacherKey(qid, pos, neg)) };
