@@ -79,7 +79,7 @@ Output:
                      negative, which deno task train reads as --negatives FILE (and as
                      --teacher FILE for Margin-MSE with the miner as teacher); tuples:
                      {"qid","pos","negs":[...],"score_pos","scores_neg":[...]} per pair, which
-                     --negatives FILE reads too
+                     --negatives FILE and --teacher FILE read too
   --quiet            no progress bar
   -h, --help         this text
 

@@ -140,7 +140,8 @@ const SECTIONS: [title: string, flags: Flag[]][] = [
       name: "teacher",
       arg: "FILE",
       help: "teacher scores for --loss margin-mse: 'score_pos score_neg qid pid_pos pid_neg' " +
-        "TSV or JSONL {qid, pos, neg, score_pos, score_neg}",
+        "TSV or JSONL {qid, pos, neg, score_pos, score_neg}, or deno task mine's tuples " +
+        "{qid, pos, negs, score_pos, scores_neg}",
     },
     {
       name: "val-queries",

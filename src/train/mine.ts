@@ -288,7 +288,8 @@ export type MinedFormat = "triples" | "tuples";
  * Writes mined negatives as JSON Lines (atomically): `triples`, one line per negative,
  * `{"qid", "pos", "neg", "score_pos", "score_neg"}` (what `train --negatives` and, as teacher
  * scores, `train --teacher` read); or `tuples`, one line per pair, `{"qid", "pos", "negs",
- * "score_pos", "scores_neg"}`. Pairs without a negative are left out.
+ * "score_pos", "scores_neg"}` (read by `train --negatives` and `train --teacher` alike). Pairs
+ * without a negative are left out.
  */
 export async function writeMined(
   path: string,
