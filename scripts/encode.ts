@@ -52,8 +52,9 @@ Options:
   --model NAME       use-lite (the embedded default, 512-d), a model directory (Hugging Face
                      BERT, DistilBERT, MPNet, RoBERTa or XLM-RoBERTa, a sentence-transformers
                      directory, or a selfmargin checkpoint), or a Hub name (org/model;
-                     downloaded into the cache when online). Default use-lite. A sentence-transformers directory is encoded
-                     as it declares: pooling, normalisation, max_seq_length, lower-casing
+                     downloaded into the cache when online). Default use-lite. A
+                     sentence-transformers directory is encoded as it declares: pooling,
+                     normalisation, max_seq_length, lower-casing
   --role R           query or document: the texts get the model's prompt for that role
                      (e5's "query: ", bge's query instruction...); default none
   --input FILE       the JSONL texts
