@@ -215,6 +215,7 @@ export type {
 // lazily, on first use).
 export {
   corpusFingerprint,
+  eachShard,
   encoderIdentity,
   encodeShard,
   readShards,
@@ -222,7 +223,7 @@ export {
   shardPath,
   shardRange,
 } from "./src/index/shards.ts";
-export type { EncodeShardOptions, ShardResult } from "./src/index/shards.ts";
+export type { EncodeShardOptions, ShardExpectation, ShardResult } from "./src/index/shards.ts";
 export {
   annSettings,
   buildIndex,
@@ -231,6 +232,7 @@ export {
   runOverlap,
   searchIndex,
   searchSettings,
+  tableUri,
   writeManifest,
 } from "./src/index/lance.ts";
 export type {
@@ -241,7 +243,7 @@ export type {
   SearchIndexOptions,
   SearchSettings,
 } from "./src/index/lance.ts";
-export { retrieveFromIndex } from "./src/index/retrieve.ts";
+export { exactSearchShards, retrieveFromIndex } from "./src/index/retrieve.ts";
 export type { IndexRetrieval, IndexRetrieveOptions } from "./src/index/retrieve.ts";
 export {
   readEmbeddingMeta,

@@ -39,6 +39,7 @@ import { pairedBootstrapCi, pairedTTest, tost } from "../src/eval/stats.ts";
 import { denseRetrieve, embeddingCacheDir, rerank } from "../src/eval/dense.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { retrieveFromIndex } from "../src/index/retrieve.ts";
+import { isUri } from "../src/index/lance.ts";
 import { encodeProgress } from "../src/cli/progress.ts";
 
 const HELP = `deno task eval — trec_eval-exact evaluation, BM25 baseline, paired comparison
@@ -57,7 +58,7 @@ Retrieve with an encoder (exact cosine top-k on the GPU) or re-rank a run, and s
 Retrieve from an index built by deno task index (queries encoded by its model, searched in
 LanceDB), optionally beside the exact top-k from its shards:
   deno task eval --index INDEX --data DIR [--split test] [--k 1000] [--nprobes N]
-                 [--refine-factor N] [--exact] [--out RUN] [--json]
+                 [--refine-factor N] [--table-uri URI] [--exact] [--out RUN] [--json]
 
 Compare two runs (paired t-test, TOST equivalence, bootstrap CI on per-query values):
   deno task eval --compare RUN_A RUN_B --qrels QRELS [--metric ndcg_cut_10] [--margin 0.01]
@@ -81,6 +82,8 @@ Options:
                      "ann_recall"
   --nprobes N        with --index: IVF partitions probed (default the index's)
   --refine-factor N  with --index: candidates re-scored exactly, N x k (default the index's)
+  --table-uri URI    with --index: the LanceDB table's database (s3://..., a local directory)
+                     instead of the one index.json records
   --data DIR         dataset directory (or a directory holding <dataset>/); else
                      $SELFMARGIN_DATA_DIR/<dataset>, else the local cache
   --dataset NAME     dataset name for resolution (default scifact)
@@ -179,6 +182,7 @@ async function main(argv: string[]): Promise<void> {
       seed: { type: "string" },
       model: { type: "string" },
       index: { type: "string" },
+      "table-uri": { type: "string" },
       exact: { type: "boolean", default: false },
       nprobes: { type: "string" },
       "refine-factor": { type: "string" },
@@ -228,6 +232,12 @@ async function main(argv: string[]): Promise<void> {
       "--index retrieves with the index's own model; do not give --model, --bm25, --run or --compare",
     );
   }
+  if (v.index !== undefined && isUri(v.index)) {
+    fail(
+      `--index must be the local (or shared file system) index directory holding index.json ` +
+        `(got ${v.index}); a table in object storage is reached with --table-uri`,
+    );
+  }
   const nprobes = positiveIntFlag("--nprobes", v.nprobes);
   const refineFactor = intFlag("--refine-factor", v["refine-factor"], { min: 0 });
   if (v.model !== undefined) {
@@ -255,7 +265,7 @@ async function main(argv: string[]): Promise<void> {
       ],
       ["--model"],
     ],
-    [["exact", "nprobes", "refine-factor"], ["--index"]],
+    [["exact", "nprobes", "refine-factor", "table-uri"], ["--index"]],
     [["depth", "out", "data", "dataset", "split"], ["--model", "--bm25", "--index"]],
     [["metric", "margin", "alpha", "samples", "seed"], ["--compare"]],
     [["k"], ["--model", "--index"]],
@@ -327,6 +337,7 @@ async function main(argv: string[]): Promise<void> {
       nprobes,
       refineFactor,
       exact: v.exact,
+      tableUri: v["table-uri"],
       log: (m: string) => console.error(m),
     });
     if (outPath) await writeTrecRun(outPath, r.run, { runId: "ann" });

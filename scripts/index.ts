@@ -21,7 +21,14 @@ import { formatDuration, ProgressBar } from "../src/cli/progress.ts";
 import { readBeirCorpus } from "../src/data/beir.ts";
 import { resolveDataset } from "../src/data/resolve.ts";
 import { getGpu } from "../src/gpu/device.ts";
-import { type AnnSettings, buildIndex, openManifest, readManifest } from "../src/index/lance.ts";
+import {
+  type AnnSettings,
+  buildIndex,
+  isUri,
+  openManifest,
+  readManifest,
+  tableUri,
+} from "../src/index/lance.ts";
 import { corpusFingerprint, encoderIdentity, encodeShard, shardPath } from "../src/index/shards.ts";
 import { exists } from "../src/util/fs.ts";
 
@@ -30,6 +37,10 @@ const HELP = `deno task index — encode a corpus in shards and index it in Lanc
   deno task index --model NAME --data DIR --out INDEX [--shards N]     encode all, then build
   deno task index --model NAME --data DIR --out INDEX --shard I/N      encode shard I of N only
   deno task index --out INDEX --build [ANN options]                    build from the shards
+
+INDEX is a local (or shared file system) directory: the shards and index.json go there. The
+LanceDB table goes to INDEX/lance, or with --table-uri anywhere LanceDB can open (s3://,
+gs://, az://, a local directory); index.json records it and deno task eval --index finds it.
 
 Shards: shard I of N holds documents [floor((I-1)·D/N), floor(I·D/N)) of the corpus, in order,
 as INDEX/shards/shard-000I-of-000N.parquet (columns id, embedding; the encoder's identity and
@@ -43,10 +54,13 @@ Options:
                      Hub name; default use-lite
   --data DIR         BEIR dataset directory (or one holding <dataset>/)
   --dataset NAME     dataset name for resolution (default scifact)
-  --out DIR          the index directory
+  --out DIR          the index directory (a local or shared file system path, not a URI)
   --shard I/N        encode shard I of N (1-based) and stop
   --shards N         encode all N shards in this process, then build (default 1)
   --build            build the LanceDB table and ANN index from the shards (all encoded)
+  --table-uri URI    where to build the LanceDB table: s3://bucket/path, gs://..., az://...
+                     or a local directory (default INDEX/lance, or where the last build put
+                     it); credentials from the environment, as LanceDB reads them (AWS_*, ...)
   --max-length N     document tokens at most (default the model's)
   --query-length N   query tokens at most when searching (default 64, capped at the model's)
   --batch-size N     texts per GPU batch (default 64)
@@ -83,6 +97,7 @@ async function main(argv: string[]): Promise<void> {
       shard: { type: "string" },
       shards: { type: "string" },
       build: { type: "boolean", default: false },
+      "table-uri": { type: "string" },
       "max-length": { type: "string" },
       "query-length": { type: "string" },
       "batch-size": { type: "string" },
@@ -104,6 +119,16 @@ async function main(argv: string[]): Promise<void> {
   // Every flag is checked before anything loads.
   if (!v.out) throw new UsageError("--out DIR is required (see --help)");
   const out = v.out;
+  if (isUri(out)) {
+    throw new UsageError(
+      `--out must be a local or shared file system directory (got ${out}): the shards and ` +
+        `index.json are files there; to put the LanceDB table in object storage give ` +
+        `--table-uri ${out} with a local --out`,
+    );
+  }
+  if (v["table-uri"] !== undefined && v.shard !== undefined) {
+    throw new UsageError("--table-uri applies to the build; give it with --build or --shards N");
+  }
   if (v.shard !== undefined && v.shards !== undefined) {
     throw new UsageError("give --shard I/N (one shard) or --shards N (all of them), not both");
   }
@@ -169,8 +194,9 @@ async function main(argv: string[]): Promise<void> {
         batchSize,
         partSize,
         log: say,
-        onProgress: (done, total) => {
+        onProgress: (done, total, skipped) => {
           bar.total = total;
+          bar.skipped = skipped;
           bar.update(done);
         },
       });
@@ -197,11 +223,20 @@ async function main(argv: string[]): Promise<void> {
   const built = await buildIndex(out, {
     ann: { kind: v.ann as AnnSettings["kind"] | undefined, partitions, subVectors },
     search: { nprobes, refineFactor: refine },
+    tableUri: v["table-uri"],
     log: say,
   });
   const seconds = (performance.now() - t0) / 1000;
   say(`index: built in ${formatDuration(seconds)}: ${JSON.stringify(built.ann)}`);
-  console.log(JSON.stringify({ out, ann: built.ann, search: built.search, seconds }));
+  console.log(
+    JSON.stringify({
+      out,
+      table: tableUri(out, built),
+      ann: built.ann,
+      search: built.search,
+      seconds,
+    }),
+  );
 }
 
 if (import.meta.main) await runCli("index", () => main(Deno.args), { plainErrorsAreUsage: true });

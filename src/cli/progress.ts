@@ -66,6 +66,12 @@ export interface ProgressState {
   label: string;
   /** Units done so far. */
   done: number;
+  /**
+   * Of `done`, units not done by this process (e.g. work resumed from an earlier run): counted
+   * in the bar and percentage but not in the rate, so the rate and ETA reflect only work timed
+   * here. Default 0.
+   */
+  skipped?: number;
   /** Units expected; 0 when unknown. */
   total: number;
   /** Seconds since the start. */
@@ -136,7 +142,9 @@ export function renderBar(fraction: number, width: number): string {
 /**
  * One line of progress, without a terminator:
  * `label [####----] done/total pct% rate ETA m:ss note` with a known total,
- * `label done rate m:ss note` without. When finished, the elapsed time replaces the ETA.
+ * `label done rate m:ss note` without. When finished, the elapsed time replaces the ETA. The rate
+ * is `(done - skipped) / elapsed` and the ETA `(total - done) / rate`: units done before this
+ * process started (`skipped`) count toward done, never toward the rate.
  *
  * @example
  * ```ts
@@ -145,7 +153,7 @@ export function renderBar(fraction: number, width: number): string {
  * ```
  */
 export function formatProgress(s: ProgressState): string {
-  const rate = s.elapsed > 0 ? s.done / s.elapsed : NaN;
+  const rate = s.elapsed > 0 ? (s.done - (s.skipped ?? 0)) / s.elapsed : NaN;
   const parts = [s.label];
   if (s.total > 0) {
     parts.push(
@@ -183,6 +191,8 @@ export class ProgressBar {
   total: number;
   /** Units done so far. */
   done = 0;
+  /** Of {@link done}, units not done by this process (resumed work), left out of the rate. */
+  skipped = 0;
   /** The last note given to {@link update}. */
   note = "";
   readonly #unit: string;
@@ -232,6 +242,7 @@ export class ProgressBar {
     return formatProgress({
       label: this.label,
       done: this.done,
+      skipped: this.skipped,
       total: this.total,
       elapsed: this.elapsed,
       unit: this.#unit,

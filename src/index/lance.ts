@@ -1,10 +1,13 @@
 /**
  * The index: a directory holding the encoded shards (src/index/shards.ts), a manifest
- * (`index.json`: the model, its identity, the corpus, the shard count, the ANN settings) and a
- * LanceDB table (`lance/docs.lance`, columns `id` and `vector`) with an approximate nearest-
- * neighbour index over the L2-normalised embeddings (cosine). LanceDB is imported lazily here
- * only: `mod.ts` and the GPU core never load it. The table directory is a plain Lance dataset,
- * so it can be copied to object storage (`s3://...`) and opened there by any LanceDB client.
+ * (`index.json`: the model, its identity, the corpus, the shard count, the ANN settings, where
+ * the table is) and a LanceDB table `docs` (columns `id` and `vector`) with an approximate
+ * nearest-neighbour index over the L2-normalised embeddings (cosine). The table lives in the
+ * LanceDB database `INDEX/lance` unless built with {@link BuildIndexOptions.tableUri}: any URI
+ * LanceDB's `connect` accepts (`s3://bucket/path`, `gs://...`, `az://...`, a local directory),
+ * recorded in the manifest; the shards and `index.json` always stay in the local (or shared
+ * file system) index directory. LanceDB is imported lazily here only: `mod.ts` and the GPU core
+ * never load it.
  *
  * @example
  * ```ts
@@ -21,7 +24,7 @@ import type { EmbeddingMatrix } from "../eval/dense.ts";
 import { writeTextFileAtomic } from "../util/fs.ts";
 import { readJsonFile } from "../data/lines.ts";
 import { DataFormatError } from "../data/types.ts";
-import { readShards, ShardMismatchError } from "./shards.ts";
+import { eachShard, ShardMismatchError } from "./shards.ts";
 
 /** The LanceDB and Arrow versions measured to work in Deno (README: set-up). */
 const LANCEDB = "npm:@lancedb/lancedb@0.31.0";
@@ -64,6 +67,24 @@ export interface IndexManifest {
   ann: AnnSettings | null;
   /** Default search settings, once built. */
   search: SearchSettings | null;
+  /**
+   * The LanceDB database (a URI LanceDB's `connect` accepts) holding the table `docs`, when
+   * built elsewhere than `INDEX/lance` ({@link BuildIndexOptions.tableUri}).
+   */
+  table?: string;
+}
+
+/** Whether `s` is a URI with a scheme (`s3://...`, `gs://...`, `file://...`), not a path. */
+export function isUri(s: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
+}
+
+/**
+ * The LanceDB database of the index in `out`: `override` when given, else the manifest's
+ * `table`, else `out/lance`.
+ */
+export function tableUri(out: string, m: IndexManifest | null, override?: string): string {
+  return override ?? m?.table ?? `${out}/lance`;
 }
 
 /** Reads `out/index.json`, or null when there is none. */
@@ -174,6 +195,13 @@ export interface BuildIndexOptions {
   search?: Partial<SearchSettings>;
   /** Rows added to the table per batch. Default 65536. */
   batchRows?: number;
+  /**
+   * Where to put the table: a LanceDB database URI (`s3://bucket/path`, `gs://...`,
+   * `az://...`) or a local directory, recorded in the manifest (a relative local path is
+   * resolved against the working directory). Default: the manifest's, else `out/lance`.
+   * Credentials come from the environment, as LanceDB reads them (e.g. `AWS_*`).
+   */
+  tableUri?: string;
   /** Notes. */
   log?: (message: string) => void;
 }
@@ -188,9 +216,14 @@ async function lance(): Promise<Lance> {
 }
 
 /**
- * Builds the LanceDB table `docs` from every shard of the index in `out` (all must be encoded
- * and agree) and its ANN index, and records the settings in the manifest. Rebuilding replaces
- * the table.
+ * Builds the LanceDB table `docs` from every shard of the index in `out` and its ANN index, and
+ * records the settings (and the table's URI) in the manifest. Every shard must be encoded and
+ * carry the manifest's encoder identity and corpus fingerprint: one that does not is a
+ * {@link ShardMismatchError} naming the shard's file and both values. The table is created from
+ * the first shard and the others are added to it one by one, so host memory holds one shard's
+ * rows (ids and float32 embeddings) plus one batch of `batchRows` row records at a time, never
+ * the corpus. Rebuilding replaces the table; while it is rebuilt (and after a failed build) the
+ * manifest says the index is not built.
  */
 export async function buildIndex(
   out: string,
@@ -201,50 +234,78 @@ export async function buildIndex(
   if (!m) {
     throw new DataFormatError(`${out}/index.json`, 0, "no index here: encode its shards first");
   }
-  const rows = await readShards(out, m.shards);
-  if (rows.ids.length !== m.documents) {
-    throw new ShardMismatchError(
-      out,
-      `the shards hold ${rows.ids.length} documents, not ${m.documents}`,
-    );
-  }
-  const ann = annSettings(rows.ids.length, rows.dim, opts.ann);
-  const search = searchSettings(ann, rows.ids.length, opts.search);
+  const given = opts.tableUri;
+  const uri = given === undefined
+    ? tableUri(out, m)
+    : isUri(given)
+    ? given
+    : given.startsWith("/")
+    ? given
+    : `${Deno.cwd()}/${given}`;
+  const table = given === undefined ? m.table : uri;
   const ldb = await lance();
-  const db = await ldb.connect(`${out}/lance`);
   const batch = opts.batchRows ?? 65536;
-  // Plain records: an Arrow table built here reaches LanceDB 0.31 empty (measured), records do.
-  const tableOf = (a: number, b: number) =>
-    rows.ids.slice(a, b).map((id, j) => ({
-      id,
-      vector: Array.from(rows.data.subarray((a + j) * rows.dim, (a + j + 1) * rows.dim)),
-    }));
-  const n = rows.ids.length;
   const t0 = performance.now();
-  const table = await db.createTable("docs", tableOf(0, Math.min(batch, n)), { mode: "overwrite" });
-  for (let a = batch; a < n; a += batch) await table.add(tableOf(a, Math.min(n, a + batch)));
-  log(
-    `index: ${n} vectors in the LanceDB table (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
-  );
-  if (ann.kind !== "none") {
-    const t1 = performance.now();
-    const config = ann.kind === "ivf_pq"
-      ? ldb.Index.ivfPq({
-        numPartitions: ann.partitions,
-        numSubVectors: ann.subVectors,
-        distanceType: "cosine",
-      })
-      : ldb.Index.hnswSq({ numPartitions: ann.partitions, distanceType: "cosine" });
-    await table.createIndex("vector", { config, replace: true });
+  // deno-lint-ignore no-explicit-any
+  let docs: any = null;
+  let n = 0, dim = 0;
+  try {
+    const want = { identity: m.identity, corpus: m.corpus, source: `${out}/index.json` };
+    for await (const rows of eachShard(out, m.shards, want)) {
+      dim = rows.dim;
+      // Plain records: an Arrow table built here reaches LanceDB 0.31 empty (measured), records
+      // do.
+      const records = (a: number, b: number) =>
+        rows.ids.slice(a, b).map((id, j) => ({
+          id,
+          vector: Array.from(rows.data.subarray((a + j) * rows.dim, (a + j + 1) * rows.dim)),
+        }));
+      for (let a = 0; a < rows.ids.length; a += batch) {
+        const part = records(a, Math.min(rows.ids.length, a + batch));
+        if (!docs) {
+          // From here on the old table is gone: the manifest says "not built" until the end.
+          await writeManifest(out, { ...m, ann: null, search: null, table });
+          const db = await ldb.connect(uri);
+          docs = await db.createTable("docs", part, { mode: "overwrite" });
+        } else await docs.add(part);
+      }
+      n += rows.ids.length;
+    }
+    if (n === 0) {
+      throw new ShardMismatchError(out, "the shards hold no documents: nothing to index");
+    }
+    if (n !== m.documents) {
+      throw new ShardMismatchError(out, `the shards hold ${n} documents, not ${m.documents}`);
+    }
     log(
-      `index: ${ann.kind} with ${ann.partitions} partitions built in ` +
-        `${((performance.now() - t1) / 1000).toFixed(1)} s`,
+      `index: ${n} vectors in the LanceDB table at ${uri} (${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s)`,
     );
+    const ann = annSettings(n, dim, opts.ann);
+    const search = searchSettings(ann, n, opts.search);
+    if (ann.kind !== "none") {
+      const t1 = performance.now();
+      const config = ann.kind === "ivf_pq"
+        ? ldb.Index.ivfPq({
+          numPartitions: ann.partitions,
+          numSubVectors: ann.subVectors,
+          distanceType: "cosine",
+        })
+        : ldb.Index.hnswSq({ numPartitions: ann.partitions, distanceType: "cosine" });
+      await docs.createIndex("vector", { config, replace: true });
+      log(
+        `index: ${ann.kind} with ${ann.partitions} partitions built in ` +
+          `${((performance.now() - t1) / 1000).toFixed(1)} s`,
+      );
+    }
+    const built: IndexManifest = { ...m, ann, search, table };
+    if (table === undefined) delete built.table;
+    await writeManifest(out, built);
+    return built;
+  } finally {
+    docs?.close?.();
   }
-  table.close?.();
-  const built = { ...m, ann, search };
-  await writeManifest(out, built);
-  return built;
 }
 
 /** Options of {@link searchIndex}. */
@@ -253,12 +314,15 @@ export interface SearchIndexOptions extends Partial<SearchSettings> {
   k?: number;
   /** Called after each query. */
   onProgress?: (done: number, total: number) => void;
+  /** The LanceDB database to open instead of the manifest's ({@link tableUri}). */
+  tableUri?: string;
 }
 
 /**
  * Searches the index's LanceDB table with L2-normalised query embeddings (rows of `queries`,
  * in the order of `qids`), the manifest's search settings unless overridden; scores are cosine
- * similarities (1 - LanceDB's cosine distance), documents in trec_eval order.
+ * similarities (1 - LanceDB's cosine distance), documents in trec_eval order. The table is
+ * opened at `opts.tableUri`, else where the manifest says ({@link tableUri}).
  */
 export async function searchIndex(
   out: string,
@@ -278,8 +342,18 @@ export async function searchIndex(
   const refine = opts.refineFactor ?? m.search.refineFactor;
   const k = Math.min(opts.k ?? 1000, m.documents);
   const ldb = await lance();
-  const db = await ldb.connect(`${out}/lance`);
-  const table = await db.openTable("docs");
+  const uri = tableUri(out, m, opts.tableUri);
+  let table: Lance;
+  try {
+    table = await (await ldb.connect(uri)).openTable("docs");
+  } catch (e) {
+    throw new DataFormatError(
+      uri,
+      0,
+      `cannot open the index's LanceDB table docs here (${(e as Error).message}): build the ` +
+        `index (deno task index --build), or give the --table-uri it was built with`,
+    );
+  }
   const run: Run = new Map();
   try {
     for (const [r, qid] of qids.entries()) {

@@ -1,8 +1,8 @@
 /**
  * Retrieval from an index (src/index/lance.ts): queries encoded on the GPU by the index's own
  * model (checked against the identity its shards were encoded with), searched in LanceDB; and,
- * on request, the exact top-k recomputed from the shards on the GPU, with the ANN's recall@k
- * against it.
+ * on request, the exact top-k recomputed from the shards on the GPU, shard by shard (one shard's
+ * rows in host memory at a time; {@link exactSearchShards}), with the ANN's recall@k against it.
  *
  * @example
  * ```ts
@@ -14,12 +14,17 @@
  * @module
  */
 import type { Run } from "../data/types.ts";
-import { normalizeRows, retrievedRun, retrieveWithEmbeddings } from "../eval/dense.ts";
+import {
+  type EmbeddingMatrix,
+  normalizeRows,
+  type Retrieved,
+  retrieveWithEmbeddings,
+} from "../eval/dense.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { encodeTexts } from "../models/encode.ts";
 import { loadEncoder } from "../models/load.ts";
 import { readManifest, runOverlap, searchIndex, type SearchSettings } from "./lance.ts";
-import { encoderIdentity, readShards, ShardMismatchError } from "./shards.ts";
+import { eachShard, encoderIdentity, type ShardExpectation, ShardMismatchError } from "./shards.ts";
 import { DataFormatError } from "../data/types.ts";
 
 /** Options of {@link retrieveFromIndex}. */
@@ -30,6 +35,8 @@ export interface IndexRetrieveOptions extends Partial<SearchSettings> {
   exact?: boolean;
   /** Query texts per GPU batch. */
   batchSize?: number;
+  /** The LanceDB database to search instead of the manifest's (src/index/lance.ts `tableUri`). */
+  tableUri?: string;
   /** Notes. */
   log?: (message: string) => void;
 }
@@ -83,15 +90,112 @@ export async function retrieveFromIndex(
     k,
     nprobes: opts.nprobes,
     refineFactor: opts.refineFactor,
+    tableUri: opts.tableUri,
   });
   const searchSeconds = (performance.now() - t0) / 1000;
   log(`index: ${qids.length} queries searched in ${searchSeconds.toFixed(2)} s`);
   if (!opts.exact) return { run, searchSeconds };
-  const rows = await readShards(out, m.shards);
-  const docs = { count: rows.ids.length, dim: rows.dim, data: rows.data };
-  const top = await retrieveWithEmbeddings(gpu, qs, docs, k);
-  const exact = retrievedRun(top, qids, (j) => rows.ids[j]);
+  const exact = await exactSearchShards(gpu, out, m.shards, qs, qids, k, {
+    identity: m.identity,
+    corpus: m.corpus,
+    source: `${out}/index.json`,
+  });
   const annRecall: Record<string, number> = {};
   for (const at of [10, 100, 1000]) if (at <= k) annRecall[String(at)] = runOverlap(run, exact, at);
   return { run, exact, annRecall, searchSeconds };
+}
+
+/**
+ * The running top-k of every query over the shards seen so far: rows [Q, k], best first (ties
+ * to the lower corpus row, which is the earlier entry, as shards come in corpus order).
+ */
+interface RunningTopk {
+  /** Entries per query so far. */
+  k: number;
+  /** Scores [Q, k]. */
+  scores: Float32Array;
+  /** Document ids [Q, k]. */
+  ids: string[];
+}
+
+/** NaN ranks last, as on the GPU (src/ops/topk.ts). */
+const rankScore = (x: number) => x !== x ? -Infinity : x;
+
+/**
+ * Merges one shard's GPU top-k (`top`, document rows relative to the shard, whose ids are
+ * `ids`) into the running top-k of the shards before it, keeping `k` per query,
+ * in the exact search's order: score descending, ties to the lower corpus row (as
+ * {@link retrieveWithEmbeddings} orders a single array, so streaming changes no result).
+ */
+function mergeTopk(
+  run: RunningTopk,
+  top: Retrieved,
+  ids: readonly string[],
+  queries: number,
+  k: number,
+): RunningTopk {
+  const kk = Math.min(k, run.k + top.k);
+  const out: RunningTopk = {
+    k: kk,
+    scores: new Float32Array(queries * kk),
+    ids: new Array(queries * kk),
+  };
+  for (let q = 0; q < queries; q++) {
+    let a = 0, b = 0;
+    for (let j = 0; j < kk; j++) {
+      const o = q * kk + j;
+      let takeA = b >= top.k;
+      if (a < run.k && b < top.k) {
+        const sa = rankScore(run.scores[q * run.k + a]);
+        const sb = rankScore(top.scores[q * top.k + b]);
+        // Earlier shards hold lower rows, so a tie goes to the running top-k.
+        takeA = sa >= sb;
+      }
+      if (takeA) {
+        const i = q * run.k + a++;
+        out.scores[o] = run.scores[i];
+        out.ids[o] = run.ids[i];
+      } else {
+        const i = q * top.k + b++;
+        out.scores[o] = top.scores[i];
+        out.ids[o] = ids[top.indices[i]];
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The exact top `k` of every query (L2-normalised rows of `queries`, in the order of `qids`) over
+ * the `n` shards of the index in `out`, streamed: each shard is read (and checked against
+ * `want`, see src/index/shards.ts `eachShard`), scored on the GPU with
+ * {@link retrieveWithEmbeddings}, and its top k merged on the host into the running top k. The
+ * result equals exact retrieval over all shards concatenated: score descending, ties to the
+ * lower corpus row. Host memory: one shard's rows, plus the running top k (Q x k scores
+ * and ids); GPU memory as {@link retrieveWithEmbeddings}, bounded by its chunk.
+ */
+export async function exactSearchShards(
+  gpu: Gpu,
+  out: string,
+  n: number,
+  queries: EmbeddingMatrix,
+  qids: readonly string[],
+  k: number,
+  want?: ShardExpectation,
+): Promise<Run> {
+  const Q = queries.count;
+  let run: RunningTopk = { k: 0, scores: new Float32Array(0), ids: [] };
+  for await (const shard of eachShard(out, n, want)) {
+    const docs = { count: shard.ids.length, dim: shard.dim, data: shard.data };
+    const top = await retrieveWithEmbeddings(gpu, queries, docs, k);
+    run = mergeTopk(run, top, shard.ids, Q, k);
+  }
+  const result: Run = new Map();
+  qids.forEach((qid, q) => {
+    result.set(qid, {
+      docIds: run.ids.slice(q * run.k, (q + 1) * run.k),
+      scores: Float64Array.from(run.scores.subarray(q * run.k, (q + 1) * run.k)),
+    });
+  });
+  return result;
 }

@@ -102,8 +102,12 @@ export interface EncodeShardOptions {
   batchSize?: number;
   /** Documents per part file (the unit of resumption). Default 4096. */
   partSize?: number;
-  /** Called as documents are encoded: done and total of this shard (resumed ones included). */
-  onProgress?: (done: number, total: number) => void;
+  /**
+   * Called as documents are encoded: done and total of this shard, and how many of the done
+   * were not encoded by this call (a finished shard, or complete parts resumed), so that a rate
+   * counts only `done - skipped`.
+   */
+  onProgress?: (done: number, total: number, skipped: number) => void;
   /** Notes (skipped, resumed). */
   log?: (message: string) => void;
 }
@@ -162,12 +166,12 @@ export async function encodeShard(
   if (await exists(path)) {
     checkMeta(path, await readEmbeddingMeta(path), want);
     log(`shard ${i + 1}/${n}: already encoded (${path})`);
-    opts.onProgress?.(end - start, end - start);
+    opts.onProgress?.(end - start, end - start, end - start);
     return { path, documents: end - start, encoded: 0, tokens: 0 };
   }
   const partSize = opts.partSize ?? 4096;
   const parts = Math.ceil((end - start) / partSize);
-  let encoded = 0, tokens = 0, done = 0, kept = 0;
+  let encoded = 0, tokens = 0, done = 0, kept = 0, skipped = 0;
   const pieces: EmbeddingRows[] = [];
   for (let p = 0; p < parts; p++) {
     const a = start + p * partSize, b = Math.min(end, a + partSize);
@@ -180,7 +184,8 @@ export async function encodeShard(
         kept++;
         pieces.push(rows);
         done += b - a;
-        opts.onProgress?.(done, end - start);
+        skipped += b - a;
+        opts.onProgress?.(done, end - start, skipped);
         continue;
       }
     }
@@ -189,7 +194,7 @@ export async function encodeShard(
       batchSize: opts.batchSize,
       maxLength: opts.maxLength,
       role: "document",
-      onProgress: (k) => opts.onProgress?.(done + k, end - start),
+      onProgress: (k) => opts.onProgress?.(done + k, end - start, skipped),
     });
     normalizeRows(emb);
     const rows = { ids: docs.map((d) => d.id), dim: emb.dim, data: emb.data, meta };
@@ -212,12 +217,31 @@ export async function encodeShard(
   return { path, documents: end - start, encoded, tokens };
 }
 
+/** What every shard of an index must carry: the manifest's encoder identity and corpus. */
+export interface ShardExpectation {
+  /** The encoder identity (`index.json` `identity`; a shard's `model` metadata). */
+  identity: string;
+  /** The corpus fingerprint (`index.json` `corpus`; a shard's `corpus` metadata). */
+  corpus: string;
+  /** Where the expectation comes from, for errors (e.g. `INDEX/index.json`). */
+  source: string;
+}
+
 /**
- * Reads every shard of an index of `n` shards (all must be there and agree with each other),
- * concatenated in corpus order.
+ * Reads the shards of an index of `n` shards one at a time, in corpus order, each with its first
+ * row's position in the corpus. Every shard must be there and carry `want`'s identity and corpus
+ * (without `want`: the first shard's); one that does not is a {@link ShardMismatchError} naming
+ * the shard's file and both values. Host memory: one shard's rows at a time (the caller drops
+ * each before asking for the next).
  */
-export async function readShards(out: string, n: number): Promise<EmbeddingRows> {
-  const parts: EmbeddingRows[] = [];
+export async function* eachShard(
+  out: string,
+  n: number,
+  want?: ShardExpectation,
+): AsyncGenerator<EmbeddingRows & { first: number }> {
+  let first = 0;
+  let expect = want;
+  let dim: number | undefined;
   for (let i = 0; i < n; i++) {
     const path = shardPath(out, i, n);
     if (!(await exists(path))) {
@@ -229,9 +253,48 @@ export async function readShards(out: string, n: number): Promise<EmbeddingRows>
       );
     }
     const rows = await readEmbeddingParquet(path);
-    if (parts.length) checkMeta(path, rows.meta, parts[0].meta);
-    parts.push(rows);
+    if (!expect) {
+      expect = {
+        identity: rows.meta.model,
+        corpus: rows.meta.corpus,
+        source: shardPath(out, 0, n),
+      };
+    }
+    dim ??= rows.dim;
+    if (rows.dim !== dim) {
+      throw new ShardMismatchError(
+        path,
+        `holds ${rows.dim}-d embeddings where the shards before it hold ${dim}-d ones`,
+      );
+    }
+    for (
+      const [key, what, value] of [
+        ["model", "encoder identity", expect.identity],
+        ["corpus", "corpus fingerprint", expect.corpus],
+      ] as const
+    ) {
+      if (rows.meta[key] !== value) {
+        throw new ShardMismatchError(
+          path,
+          `its ${what} ${rows.meta[key] ?? "(none)"} differs from ${expect.source}'s ${value}: ` +
+            `every shard of an index must be encoded with the index's model, maximum length, ` +
+            `prompts and corpus; re-encode this shard (remove it and rerun deno task index)`,
+        );
+      }
+    }
+    yield { ...rows, first };
+    first += rows.ids.length;
   }
+}
+
+/**
+ * Reads every shard of an index of `n` shards (all must be there and agree with each other; see
+ * {@link eachShard}), concatenated in corpus order. Host memory: the whole corpus's embeddings
+ * and ids at once; large indexes should go shard by shard with {@link eachShard}.
+ */
+export async function readShards(out: string, n: number): Promise<EmbeddingRows> {
+  const parts: EmbeddingRows[] = [];
+  for await (const rows of eachShard(out, n)) parts.push(rows);
   const dim = parts[0].dim;
   const data = new Float32Array(parts.reduce((s, r) => s + r.data.length, 0));
   let at = 0;
