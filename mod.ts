@@ -255,15 +255,18 @@ export type { EmbeddingRows } from "./src/index/parquet.ts";
 // Studies: specs, teachers, and the numbers a report reads off the runs.
 export {
   budgetSubset,
+  checkStudyFiles,
   expandRuns,
   parseStudySpec,
   readStudySpec,
+  resolveTeacher,
   StudySpecError,
 } from "./src/study/spec.ts";
 export type {
   ArmSpec,
   MarginArmOptions,
   ModelLoadSpec,
+  ResolvedTeacherSpec,
   RunLoss,
   RunPlan,
   StudySpec,
@@ -304,12 +307,22 @@ export type {
   StudyData,
   StudyRuns,
 } from "./src/study/run.ts";
-export { buildStudyResults, REPORTED_MEASURES, writeStudyReport } from "./src/study/report.ts";
+export {
+  budgetCurves,
+  budgetCurveSvg,
+  buildStudyResults,
+  renderStudyReport,
+  REPORTED_MEASURES,
+  studyConditions,
+  writeStudyReport,
+} from "./src/study/report.ts";
 export type {
   ArmBudget,
   ArmResults,
+  BudgetPoint,
   Comparison,
   SeedEntry,
+  StudyConditions,
   StudyResults,
   Verdict,
 } from "./src/study/report.ts";

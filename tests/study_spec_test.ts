@@ -2,12 +2,15 @@ import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "
 import {
   budgetSubset,
   canonicalJson,
+  checkStudyFiles,
   DEFAULT_STUDY_TRAINING,
   DEFAULT_TOST_MARGIN,
   expandRuns,
   parseStudySpec,
+  resolveTeacher,
   StudySpecError,
 } from "../src/study/spec.ts";
+import { studyPreset } from "../src/study/presets.ts";
 import {
   dataEfficiency,
   ledgerLine,
@@ -48,7 +51,10 @@ Deno.test("a mined negatives file is part of every run's key, by its content", a
       (await keys({ negatives: file })).every((k, i) => k !== mined[i]),
       "new content, new keys",
     );
-    await rejects(keys({ negatives: `${dir}/none.jsonl` }), /training\.negatives: cannot read/);
+    await rejects(
+      keys({ negatives: `${dir}/none.jsonl` }),
+      /training\.negatives: .*none\.jsonl: cannot read it/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -280,4 +286,144 @@ Deno.test("time ratio: a sweep's total time over a parameter-free arm's time to 
   ]);
   assertEquals(winner?.margin, 0.2); // validation decides; the earliest of equal bests
   assertEquals(sweepWinner([]), null);
+});
+
+Deno.test("a mean teacher's members' settings are part of the run key, recursively", async () => {
+  const spec = (a: unknown, c: unknown = { kind: "encoder", model: "c-dir" }) => ({
+    dataset: "d",
+    seeds: [1],
+    teachers: {
+      a,
+      b: { kind: "cross-encoder", model: "b-dir" },
+      c,
+      ab: { kind: "mean", of: ["a", "b"] },
+      top: { kind: "mean", of: ["ab", "c"] },
+    },
+    arms: [
+      { name: "mse", kind: "margin-mse", teacher: "top" },
+      { name: "adaptive", kind: "margin", target: "adaptive" },
+    ],
+  });
+  const keys = async (s: unknown) =>
+    (await expandRuns(parseStudySpec(s, "s.json"))).map((r) => r.key);
+  const base = spec({ kind: "encoder", model: "a-dir" });
+  const k0 = await keys(base);
+  const parsed = parseStudySpec(base, "s.json");
+  assertEquals(resolveTeacher(parsed, "top"), {
+    kind: "mean",
+    of: [
+      {
+        kind: "mean",
+        of: [{ kind: "encoder", model: "a-dir" }, { kind: "cross-encoder", model: "b-dir" }],
+      },
+      { kind: "encoder", model: "c-dir" },
+    ],
+  });
+  // A member two means deep, then a direct member: the Margin-MSE run's key changes; the
+  // adaptive run's does not.
+  for (
+    const changed of [
+      spec({ kind: "encoder", model: "other-a" }),
+      spec({ kind: "cross-encoder", model: "a-dir" }),
+      spec({ kind: "encoder", model: "a-dir" }, { kind: "trained" }),
+    ]
+  ) {
+    const k = await keys(changed);
+    assert(k[0] !== k0[0], JSON.stringify(changed.teachers));
+    assertEquals(k[1], k0[1]);
+  }
+  assertEquals(await keys(spec({ kind: "encoder", model: "a-dir" })), k0, "same members, same key");
+});
+
+Deno.test("the scifact preset's run keys are those of docs/study_scifact/results.json", async () => {
+  const runs = await expandRuns(studyPreset("scifact")!.spec);
+  const key = (arm: string, budget: number, sweep: number | null = null) =>
+    runs.find((r) => r.arm === arm && r.budget === budget && r.sweepValue === sweep)!.key;
+  // Pinned from docs/study_scifact/results.json (arms.<arm>.seeds["1"].run, budget 1).
+  assertEquals(
+    key("margin-mse", 1),
+    "a432b896ca5efb2f63eabe315278125a9fb5505aefb910e5d9338d9c0e10b67c",
+  );
+  assertEquals(
+    key("adaptive", 1),
+    "279063928e475c15e05a68b3ea530ee28b4ddae96596f844fa222ab00bc4a88f",
+  );
+  assertEquals(
+    key("static-sweep", 1, 0.3),
+    "269805b0b7e113821127fce0631bacc636a3062fbdb2dbdba806f16714a9b53b",
+  );
+  // And every run the committed report names.
+  const results = JSON.parse(await Deno.readTextFile("docs/study_scifact/results.json"));
+  const have = new Set(runs.map((r) => r.key));
+  for (
+    const [name, arm] of Object.entries(
+      results.arms as Record<
+        string,
+        { budgets: Record<string, { seeds: Record<string, { run: string }> }> }
+      >,
+    )
+  ) {
+    for (const [b, e] of Object.entries(arm.budgets)) {
+      for (const s of Object.values(e.seeds)) assert(have.has(s.run), `${name} budget ${b}`);
+    }
+  }
+});
+
+Deno.test("means that average each other are refused, naming the field", () => {
+  throws(
+    () =>
+      parseStudySpec({
+        dataset: "d",
+        seeds: [1],
+        teachers: {
+          a: { kind: "mean", of: ["b"] },
+          b: { kind: "mean", of: ["c", "a"] },
+          c: { kind: "encoder", model: "x" },
+        },
+        arms: [{ name: "mse", kind: "margin-mse", teacher: "a" }],
+      }, "s.json"),
+    (e: Error) =>
+      e instanceof StudySpecError &&
+      /^s\.json: teachers\.a\.of: the means average each other: a -> b -> a$/.test(e.message),
+  );
+});
+
+Deno.test("checkStudyFiles: an unreadable or malformed negatives file is one error naming field and file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spec = (negatives?: string) =>
+      parseStudySpec({ ...SPEC, training: negatives ? { negatives } : {} }, "s.json");
+    assertEquals(await checkStudyFiles(spec(), "s.json"), undefined);
+    const good = `${dir}/good.jsonl`;
+    await Deno.writeTextFile(
+      good,
+      '# mined\n{"qid":"1","pos":"a","neg":"b"}\n{"qid":2,"pos":"a","negs":["b","c"]}\n\n3 a b\n',
+    );
+    assert(/^[0-9a-f]{64}$/.test((await checkStudyFiles(spec(good), "s.json"))!));
+    const cases: [string, string | Uint8Array, RegExp][] = [
+      ["bad.jsonl", '{"qid":"1","pos":"a","neg":"b"}\n{"qid":"1",\n', /line 2: not valid JSON/],
+      ["noneg.jsonl", '{"qid":"1","pos":"a"}\n', /line 1: expected \{"qid", "pos", "neg"\}/],
+      ["emptynegs.jsonl", '{"qid":"1","pos":"a","negs":[]}\n', /line 1: expected/],
+      ["fields.tsv", "1 a b\n1 a\n", /line 2: expected 3 fields \(qid pos_id neg_id\), found 2/],
+      ["empty.tsv", "# nothing\n\n", /holds no negatives/],
+      ["latin1.tsv", new Uint8Array([0x31, 0x20, 0x61, 0x20, 0xe9, 0x0a]), /UTF-8/],
+    ];
+    for (const [name, content, re] of cases) {
+      const path = `${dir}/${name}`;
+      if (typeof content === "string") await Deno.writeTextFile(path, content);
+      else await Deno.writeFile(path, content);
+      await rejects(checkStudyFiles(spec(path), "s.json"), (e: Error) => {
+        assert(e instanceof StudySpecError, e.message);
+        assert(e.message.startsWith(`s.json: training.negatives: ${path}: `), e.message);
+        assert(re.test(e.message), `${name}: ${e.message}`);
+        return true;
+      });
+    }
+    await rejects(
+      checkStudyFiles(spec(`${dir}/missing.jsonl`), "s.json"),
+      /^StudySpecError: s\.json: training\.negatives: .*missing\.jsonl: cannot read it/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -12,14 +12,17 @@
  * - (d) teacher distillation adds little over a tuned static margin.
  *
  * A static sweep reports, per seed and budget, the run that won on validation (never test); its
- * cost is the sum of all its runs. Comparisons and verdicts use the largest budget.
+ * cost is the sum of all its runs. Comparisons and verdicts use the largest budget; the curve
+ * over the data budgets ({@link budgetCurves}) shows every budget.
  *
- * Writes `results.json`, `report.md`, `validation_vs_triples.svg` and
- * `validation_vs_seconds.svg`.
+ * Writes `results.json`, `report.md`, `validation_vs_triples.svg`, `validation_vs_seconds.svg`
+ * and `budget_curve.svg`; the report states the conditions it was measured under (machine,
+ * adapter, Deno, when and how long: {@link studyConditions}).
  *
  * @module
  */
 import type { Measures } from "../eval/metrics.ts";
+import type { Gpu } from "../gpu/device.ts";
 import { pairedBootstrapCi, pairedTTest, tost } from "../eval/stats.ts";
 import { lineChart } from "../report/plots.ts";
 import {
@@ -105,6 +108,49 @@ export interface Verdict {
   detail: string;
 }
 
+/** One point of an arm's curve over the data budgets (means over the seeds reported). */
+export interface BudgetPoint {
+  /** The data budget (fraction of the training triples). */
+  budget: number;
+  /** Seeds with a result at this budget. */
+  seeds: number;
+  /** Triples the reported run consumed (a sweep: its winning run), mean over seeds. */
+  triples: number;
+  /** Best validation nDCG@10 of the reported run, mean over seeds (null: not validated). */
+  bestValidationNdcg10: number | null;
+  /** Test nDCG@10, mean over seeds. */
+  testNdcg10: number;
+}
+
+/** What a study's numbers were measured on and when (results.json's `conditions`). */
+export interface StudyConditions {
+  /**
+   * `at run time` (read by the study itself), or `by hand` (copied from notes written when it
+   * ran, for a report re-rendered from a results.json that predates this field).
+   */
+  recorded: "at run time" | "by hand";
+  /** The CPU model (`/proc/cpuinfo`'s model name), null when unreadable. */
+  cpu: string | null;
+  /** Logical cores (`navigator.hardwareConcurrency`). */
+  cores: number | null;
+  /** The WebGPU adapter (description, vendor, architecture). */
+  adapter: string | null;
+  /** Whether the adapter is a CPU/software implementation. */
+  softwareAdapter: boolean | null;
+  /** Deno's version. */
+  deno: string | null;
+  /** When the invocation that wrote the report started (ISO 8601; by hand: as noted). */
+  start: string | null;
+  /** When it finished running (before writing the report). */
+  end: string | null;
+  /** Its wall seconds, end - start. */
+  wallSeconds: number | null;
+  /** Runs it trained (the others were finished by an earlier invocation). */
+  runsTrained: number | null;
+  /** Where the values come from, when recorded by hand. */
+  note?: string;
+}
+
 /** results.json. */
 export interface StudyResults {
   /** The dataset. */
@@ -149,6 +195,10 @@ export interface StudyResults {
   verdicts: Record<"a" | "b" | "c" | "d", Verdict>;
   /** Notes on how the numbers were made. */
   notes: string[];
+  /** Per arm, its curve over the data budgets, by increasing budget ({@link budgetCurves}). */
+  budget_curve: Record<string, BudgetPoint[]>;
+  /** What the numbers were measured on and when; null when the caller did not record it. */
+  conditions: StudyConditions | null;
 }
 
 function meanOf(xs: number[]): number {
@@ -165,6 +215,7 @@ const f4 = (x: number | null | undefined) =>
   x === null || x === undefined || !Number.isFinite(x) ? "n/a" : x.toFixed(4);
 const f2 = (x: number | null | undefined) =>
   x === null || x === undefined || !Number.isFinite(x) ? "n/a" : x.toFixed(2);
+const num = (x: number | null) => x !== null && Number.isInteger(x) ? String(x) : f2(x);
 const p3 = (x: number) => Number.isFinite(x) ? x.toPrecision(3) : String(x);
 
 /** An arm's reported run per (budget, seed), with the method's runs (all of a sweep's). */
@@ -282,8 +333,70 @@ function combine(statuses: Verdict["status"][]): Verdict["status"] {
   return "inconclusive";
 }
 
-/** Builds results.json's content from the study's runs. */
-export function buildStudyResults(spec: StudySpec, runs: StudyRuns): StudyResults {
+/**
+ * Each arm's curve over the data budgets, read off `arms[name].budgets`: per budget, the mean
+ * over seeds of the reported run's consumed triples, best validation nDCG@10 and test nDCG@10,
+ * by increasing budget.
+ */
+export function budgetCurves(arms: Record<string, ArmResults>): Record<string, BudgetPoint[]> {
+  const out: Record<string, BudgetPoint[]> = {};
+  for (const [name, arm] of Object.entries(arms)) {
+    out[name] = Object.entries(arm.budgets).sort(([a], [b]) => Number(a) - Number(b)).map(
+      ([b, e]) => {
+        const seeds = Object.values(e.seeds);
+        const bests = seeds.map((x) => x.ledger.bestNdcg10).filter((x): x is number => x !== null);
+        return {
+          budget: Number(b),
+          seeds: seeds.length,
+          triples: meanOf(seeds.map((x) => x.ledger.triples)),
+          bestValidationNdcg10: bests.length ? meanOf(bests) : null,
+          testNdcg10: meanOf(seeds.map((x) => x.test.ndcg_cut_10)),
+        };
+      },
+    );
+  }
+  return out;
+}
+
+/**
+ * The conditions of a study invocation ({@link StudyConditions}, recorded at run time): the CPU
+ * model from `/proc/cpuinfo` (null where unreadable), the core count, the GPU adapter, Deno's
+ * version, and the given start and end.
+ */
+export async function studyConditions(
+  gpu: Pick<Gpu, "adapterName" | "isSoftware">,
+  run: { start: Date; end: Date; runsTrained: number },
+): Promise<StudyConditions> {
+  let cpu: string | null = null;
+  try {
+    cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/^model name\s*:\s*(.*)$/m)?.[1]
+      ?.trim() || null;
+  } catch {
+    // not Linux, or not readable: recorded as null
+  }
+  return {
+    recorded: "at run time",
+    cpu,
+    cores: typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? null : null,
+    adapter: gpu.adapterName,
+    softwareAdapter: gpu.isSoftware,
+    deno: Deno.version.deno,
+    start: run.start.toISOString(),
+    end: run.end.toISOString(),
+    wallSeconds: (run.end.getTime() - run.start.getTime()) / 1000,
+    runsTrained: run.runsTrained,
+  };
+}
+
+/**
+ * Builds results.json's content from the study's runs; `conditions` as recorded by the caller
+ * ({@link studyConditions}), null when not.
+ */
+export function buildStudyResults(
+  spec: StudySpec,
+  runs: StudyRuns,
+  conditions: StudyConditions | null = null,
+): StudyResults {
   const top = Math.max(...spec.budgets);
   const arms: Record<string, ArmResults> = {};
   const pickedTop: Record<string, Record<string, Picked>> = {};
@@ -517,10 +630,16 @@ export function buildStudyResults(spec: StudySpec, runs: StudyRuns): StudyResult
       "a teacher's time (its training, when the study trains it, and its scoring) is charged to each Margin-MSE run in proportion to its triples",
       "a static sweep reports the run that won on validation; its cost is every run's",
     ],
+    budget_curve: budgetCurves(arms),
+    conditions,
   };
 }
 
-function markdown(spec: StudySpec, r: StudyResults): string {
+/**
+ * report.md's Markdown from a spec and its results (all it reads: a report can be re-rendered
+ * from a results.json alone). It links the three SVG plots {@link writeStudyReport} writes.
+ */
+export function renderStudyReport(spec: StudySpec, r: StudyResults): string {
   const rows: string[] = [];
   for (const [name, arm] of Object.entries(r.arms)) {
     const budgets = Object.entries(arm.budgets).sort(([a], [b]) => Number(a) - Number(b));
@@ -530,12 +649,16 @@ function markdown(spec: StudySpec, r: StudyResults): string {
       const swept = arm.kind === "static-sweep"
         ? ` (won: ${Object.values(e.seeds).map((x) => x.sweepValue).join(", ")})`
         : "";
+      const best = (k: "bestStep" | "bestTriples") =>
+        Object.values(e.seeds).map((x) => x.ledger[k] ?? "n/a").join(", ");
       rows.push(
         `| ${name}${swept} | ${b} | ${Object.keys(e.seeds).length} | ${pm("ndcg_cut_10")} | ${
           pm("mrr_10")
         } | ${pm("recall_100")} | ${pm("recall_1000")} | ${f2(e.ledger.totalSeconds)} | ${
           f2(e.ledger.teacherSeconds)
-        } | ${e.ledger.triples} | ${e.ledger.tokens} | ${e.ledger.steps} |`,
+        } | ${e.ledger.triples} | ${e.ledger.tokens} | ${e.ledger.steps} | ${best("bestStep")} | ${
+          best("bestTriples")
+        } |`,
       );
     }
   }
@@ -549,6 +672,27 @@ function markdown(spec: StudySpec, r: StudyResults): string {
   const eff = Object.entries(r.data_efficiency).map(([k, e]) =>
     `| ${k} | ${f4(e.target)} | ${f2(e.mean)} | ${e.smallestBudget ?? "none"} | ${e.note ?? ""} |`
   );
+  const curve = Object.entries(r.budget_curve).flatMap(([name, points]) =>
+    points.map((p) =>
+      `| ${name} | ${p.budget} | ${p.seeds} | ${num(p.triples)} | ${f4(p.bestValidationNdcg10)} | ${
+        f4(p.testNdcg10)
+      } |`
+    )
+  );
+  const c = r.conditions;
+  const conditions = c
+    ? [
+      `- recorded ${c.recorded}${c.note ? ` (${c.note})` : ""}`,
+      `- machine: ${c.cpu ?? "CPU model not readable"}, ${c.cores ?? "n/a"} cores`,
+      `- adapter: ${c.adapter ?? "n/a"}${
+        c.softwareAdapter === null ? "" : c.softwareAdapter ? " (software)" : " (hardware)"
+      }`,
+      `- Deno ${c.deno ?? "n/a"}`,
+      `- ran ${c.start ?? "n/a"} to ${c.end ?? "n/a"}: ${
+        c.wallSeconds === null ? "n/a" : `${num(c.wallSeconds)} s`
+      } wall time${c.runsTrained === null ? "" : `, ${c.runsTrained} runs trained`}`,
+    ].join("\n")
+    : "Not recorded (the caller gave no conditions).";
   const tr = Object.entries(r.time_ratio).map(([k, t]) =>
     `| ${k} | ${f2(t.toStop)} | ${f2(t.toBest)} |`
   );
@@ -569,18 +713,23 @@ Base model ${spec.model}; seeds ${spec.seeds.join(", ")}; budgets ${spec.budgets
 (nested subsets of the training triples, data seed ${spec.dataSeed}); reference arm
 ${r.reference ?? "none"}; TOST margin ±${spec.tostMargin} nDCG@10.
 
+## Conditions
+
+${conditions}
+
 ## Verdicts
 
 ${Object.values(r.verdicts).map((v) => `- **${v.claim}**: ${v.status}. ${v.detail}.`).join("\n")}
 
 ## Test measures (mean ± std over seeds) and cost
 
-| arm | budget | seeds | nDCG@10 | MRR@10 | R@100 | R@1000 | seconds | teacher s | triples | tokens | steps |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| arm | budget | seeds | nDCG@10 | MRR@10 | R@100 | R@1000 | seconds | teacher s | triples | tokens | steps | best step | best triples |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
 
 Seconds are the method's training, validation and teacher time summed over seeds (a static
-sweep: over every margin it tried).
+sweep: over every margin it tried). Best step and best triples are where the reported run's
+validation nDCG@10 peaked (the checkpoint evaluated on test), per seed.
 
 ## Paired comparisons (per-query nDCG@10, largest budget)
 
@@ -593,6 +742,16 @@ ${cmp.join("\n") || "| (none) | | | | | | | |"}
 | arm vs reference | target (val nDCG@10) | share of triples | smallest budget | note |
 | --- | --- | --- | --- | --- |
 ${eff.join("\n") || "| (none) | | | | |"}
+
+### Curve over the data budgets
+
+Per arm and budget, means over seeds of the reported run (a sweep: its validation winner).
+
+| arm | budget | seeds | triples used | best validation nDCG@10 | test nDCG@10 |
+| --- | --- | --- | --- | --- | --- |
+${curve.join("\n") || "| (none) | | | | | |"}
+
+![test nDCG@10 vs data budget](budget_curve.svg)
 
 ## Time ratio (static sweep over parameter-free arm)
 
@@ -615,15 +774,34 @@ ${r.notes.map((n) => `- ${n}`).join("\n")}
 `;
 }
 
-/** Writes results.json, report.md and the two SVG plots into `out`; returns the results. */
+/** `budget_curve.svg`: test nDCG@10 over the data budgets, one line per arm. */
+export function budgetCurveSvg(r: StudyResults): Promise<string> {
+  const rows = Object.entries(r.budget_curve).flatMap(([arm, points]) =>
+    points.map((p) => ({ arm, budget: p.budget, ndcg10: p.testNdcg10 }))
+  );
+  return lineChart(rows, {
+    title: "Test nDCG@10 vs data budget (mean over seeds)",
+    x: { field: "budget", title: "data budget (share of the training triples)" },
+    y: { field: "ndcg10", title: "test nDCG@10" },
+    series: "arm",
+    points: true,
+  });
+}
+
+/**
+ * Writes results.json, report.md and the three SVG plots into `out`; returns the results.
+ * `conditions`: what the study ran on and when ({@link studyConditions}); null when unknown.
+ */
 export async function writeStudyReport(
   out: string,
   spec: StudySpec,
   runs: StudyRuns,
+  conditions: StudyConditions | null = null,
 ): Promise<StudyResults> {
-  const r = buildStudyResults(spec, runs);
+  const r = buildStudyResults(spec, runs, conditions);
   await Deno.writeTextFile(`${out}/results.json`, JSON.stringify(r, null, 2) + "\n");
-  await Deno.writeTextFile(`${out}/report.md`, markdown(spec, r));
+  await Deno.writeTextFile(`${out}/report.md`, renderStudyReport(spec, r));
+  await Deno.writeTextFile(`${out}/budget_curve.svg`, await budgetCurveSvg(r));
   const points: Record<string, unknown>[] = [];
   for (const [name, arm] of Object.entries(r.arms)) {
     for (const [seed, e] of Object.entries(arm.seeds)) {

@@ -9,7 +9,8 @@
  *   options; a later study whose run has the same key but other settings or data is refused;
  * - `runs/<key>/` also holds the trainer's directory (`last/`, `best/`, `log.jsonl`), so an
  *   interrupted run resumes from `last/`; `progress.json` keeps its validation curve and costs
- *   so far (a resume continues them);
+ *   so far (a resume continues them); once the evaluated checkpoint (`best/`, else `last/`) is
+ *   measured on test, its model card (`README.md`) is rewritten with the test measures;
  * - `runs/<key>/result.json`: the finished run ({@link RunResult}); a run that has one is
  *   skipped;
  * - `teachers/<name>.jsonl` and `teachers/<name>.json`: a teacher's scores of the training
@@ -32,6 +33,8 @@ import type { Gpu } from "../gpu/device.ts";
 import { loadCrossEncoder } from "../models/cross_encoder.ts";
 import type { LoadedEncoder } from "../models/hf.ts";
 import { loadEncoder } from "../models/load.ts";
+import { writeModelCard } from "../models/model_card.ts";
+import type { TrainerState } from "../train/checkpoint.ts";
 import { readTeacherScores } from "../losses/margin_mse.ts";
 import {
   beirTriples,
@@ -51,6 +54,7 @@ import {
   budgetSubset,
   canonicalJson,
   expandRuns,
+  resolveTeacher,
   type RunPlan,
   type StudySpec,
   type TrainedTeacherSpec,
@@ -103,6 +107,8 @@ export interface RunStudyOptions {
   onEvent?: (run: RunPlan, event: TrainEvent) => void | Promise<void>;
   /** Progress lines. */
   log?: (message: string) => void;
+  /** The command that ran the study, written into each run's model card. */
+  command?: string;
 }
 
 /** A finished run, as `runs/<key>/result.json` holds it. */
@@ -355,12 +361,8 @@ async function buildTeacher(ctx: TeacherContext, name: string): Promise<Teacher>
  * training settings (scoring lengths; a trained teacher's training), and the triples.
  */
 function teacherIdentity(spec: StudySpec, name: string, triples: Triple[]): string {
-  const members = (n: string): Record<string, unknown> => {
-    const t = spec.teachers[n];
-    return t.kind === "mean" ? { ...t, of: t.of.map(members) } : { ...t };
-  };
   return canonicalJson({
-    teacher: members(name),
+    teacher: resolveTeacher(spec, name),
     model: spec.model,
     load: spec.load,
     training: spec.training,
@@ -516,8 +518,9 @@ export async function runStudy(
   const log = opts.log ?? (() => {});
   const out = opts.out;
   const sd: StudyData = opts.studyData ?? {};
-  await using _lock = await lockDir(out);
+  // Before the lock makes `out`: a spec whose files are unreadable leaves nothing behind.
   const plans = await expandRuns(spec);
+  await using _lock = await lockDir(out);
   const unique = [...new Map(plans.map((p) => [p.key, p])).values()];
 
   // Every existing plan.json is checked before anything is loaded or trained.
@@ -614,6 +617,16 @@ export async function runStudy(
     }
     log(`${label}: ${resume ? "resuming" : "training"} on ${triples.length} triples`);
     const B = plan.settings.training.batchSize;
+    const card = {
+      baseModel: spec.model,
+      data: `${triples.length} training triples of ${spec.dataset} (budget ${plan.budget} of ` +
+        `${data.triples.length}; ${
+          spec.training.negatives ? `negatives from ${spec.training.negatives}` : "BM25 negatives"
+        }), study run ${plan.key.slice(0, 12)} (arm ${plan.arm}${
+          plan.sweepValue !== null ? `, margin ${plan.sweepValue}` : ""
+        }, seed ${plan.seed})`,
+      command: opts.command,
+    };
     const model = await loadEncoder(gpu, spec.model, spec.load);
     let stopReason: string | null = null;
     try {
@@ -621,6 +634,7 @@ export async function runStudy(
         ...trainOptions(plan, triples.length),
         outDir: runDir,
         resume,
+        card,
         log: (m) => log(`${label}: ${m}`),
         onEvent: async (e) => {
           if (e.type === "start") {
@@ -667,6 +681,25 @@ export async function runStudy(
       freeModel(tuned);
     }
     const { test, perQuery } = testMeasures(data.test.qrels, run);
+    // The evaluated checkpoint's model card, now with its test measures.
+    const ckpt = `${runDir}/${checkpoint}`;
+    const state = await readJson<TrainerState>(`${ckpt}/trainer.json`);
+    await writeModelCard(ckpt, {
+      ...card,
+      training: state.options,
+      steps: state.step,
+      validation: state.history,
+      checkpointStep: checkpoint === "best" && state.bestStep !== null ? state.bestStep : undefined,
+      test: {
+        dataset: `${spec.dataset} test (${data.test.queries.size} queries${
+          sd.slice?.testQueries !== undefined || sd.slice?.extraDocs !== undefined
+            ? `, ${data.corpus.length} documents: a slice`
+            : ""
+        })`,
+        measures: test,
+      },
+      sentenceTransformers: await exists(`${ckpt}/modules.json`),
+    });
     const t = plan.settings.training;
     const used = progress.steps * B;
     const result: RunResult = {

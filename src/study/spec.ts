@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { readTextFileStrict } from "../data/lines.ts";
+import { decodeUtf8, readTextFileStrict, splitLines, whitespaceFields } from "../data/lines.ts";
 import { type MarginError, resolveMarginOptions } from "../losses/margin.ts";
 import { Rng } from "../util/rng.ts";
 import { sha256Hex } from "../util/hash.ts";
@@ -454,6 +454,21 @@ export function parseStudySpec(json: unknown, file = "study spec"): StudySpec {
         if (m === name) r.fail(`teachers.${name}.of[${i}]`, "a teacher cannot average itself");
       });
     }
+    // A mean that reaches itself through other means could never be built (nor keyed).
+    const cycle = (name: string, path: string[]): string[] | null => {
+      const t = teachers[name];
+      if (t.kind !== "mean") return null;
+      for (const m of t.of) {
+        if (path.includes(m)) return [...path, m];
+        const c = cycle(m, [...path, m]);
+        if (c) return c;
+      }
+      return null;
+    };
+    for (const name of Object.keys(teachers)) {
+      const c = cycle(name, [name]);
+      if (c) r.fail(`teachers.${name}.of`, `the means average each other: ${c.join(" -> ")}`);
+    }
   }
   const arms = r.array(s.arms, "arms").map((a, i) => parseArm(r, a, `arms[${i}]`));
   const names = new Set<string>();
@@ -513,6 +528,89 @@ export async function readStudySpec(path: string): Promise<StudySpec> {
   return parseStudySpec(json, path);
 }
 
+/**
+ * A teacher as a run's key holds it: its spec, a mean's members replaced by their own resolved
+ * specs (recursively), so changing a member's settings changes the key of every run that uses
+ * the mean; a member's name is not part of it.
+ */
+export type ResolvedTeacherSpec =
+  | Exclude<TeacherSpec, { kind: "mean" }>
+  | { kind: "mean"; of: ResolvedTeacherSpec[] };
+
+/**
+ * The teacher `name` of `spec` resolved ({@link ResolvedTeacherSpec}): itself for every kind but
+ * a mean, whose members are resolved in turn. `parseStudySpec` has checked that every member
+ * exists and that no mean reaches itself.
+ */
+export function resolveTeacher(spec: StudySpec, name: string): ResolvedTeacherSpec {
+  const t = spec.teachers[name];
+  if (t === undefined) throw new RangeError(`resolveTeacher: no teacher named "${name}"`);
+  return t.kind === "mean" ? { kind: "mean", of: t.of.map((m) => resolveTeacher(spec, m)) } : t;
+}
+
+/**
+ * Checks the files a spec names, before anything trains or a directory is made: today
+ * `training.negatives`, which must exist, be readable and hold at least one well-formed line
+ * (a JSON line `{"qid", "pos", "neg"}` or `{"qid", "pos", "negs": [...]}` as `deno task mine`
+ * writes, or `qid pos_id neg_id`; blank and `#` lines are skipped). Whether its ids exist in the
+ * dataset is checked when the triples are built. Returns the SHA-256 of its content (undefined
+ * without the field). Throws one {@link StudySpecError} naming `file`, the field and the path.
+ */
+export async function checkStudyFiles(
+  spec: StudySpec,
+  file = "study spec",
+): Promise<string | undefined> {
+  const path = spec.training.negatives;
+  if (path === undefined) return undefined;
+  const fail = (detail: string): never => {
+    throw new StudySpecError(file, "training.negatives", `${path}: ${detail}`);
+  };
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    return fail(`cannot read it (${(e as Error).message})`);
+  }
+  let text: string;
+  try {
+    text = decodeUtf8(bytes, path);
+  } catch (e) {
+    return fail((e as Error).message.replace(`${path}: `, ""));
+  }
+  const isId = (v: unknown) =>
+    (typeof v === "string" && v !== "") || (typeof v === "number" && Number.isSafeInteger(v));
+  let lines = 0;
+  for (const { text: raw, lineNo } of splitLines(text)) {
+    const t = raw.trim();
+    if (t === "" || t.startsWith("#")) continue;
+    lines++;
+    if (t.startsWith("{")) {
+      let o: Record<string, unknown>;
+      try {
+        o = JSON.parse(t);
+      } catch (e) {
+        return fail(`line ${lineNo}: not valid JSON (${(e as Error).message})`);
+      }
+      const negs = o.negs !== undefined
+        ? Array.isArray(o.negs) && o.negs.length > 0 && o.negs.every(isId)
+        : isId(o.neg);
+      if (!isId(o.qid) || !isId(o.pos) || !negs) {
+        return fail(
+          `line ${lineNo}: expected {"qid", "pos", "neg"} or {"qid", "pos", "negs": [...]} ids`,
+        );
+      }
+    } else if (whitespaceFields(raw).length !== 3) {
+      return fail(
+        `line ${lineNo}: expected 3 fields (qid pos_id neg_id), found ${
+          whitespaceFields(raw).length
+        }`,
+      );
+    }
+  }
+  if (lines === 0) fail("holds no negatives (every line is blank or a comment)");
+  return await sha256Hex(bytes);
+}
+
 /** The loss of one run, as the trainer takes it. */
 export type RunLoss =
   | ({ loss: "margin"; target: "adaptive" | "distributed" | number } & MarginArmOptions)
@@ -542,7 +640,8 @@ export interface RunPlan {
     /** SHA-256 of `training.negatives`'s content, when set. */
     negativesSha256?: string;
     loss: RunLoss;
-    teacher: TeacherSpec | null;
+    /** The Margin-MSE teacher, resolved (a mean's members' definitions, not their names). */
+    teacher: ResolvedTeacherSpec | null;
     seed: number;
     budget: number;
     dataSeed: number;
@@ -585,18 +684,7 @@ function runLoss(arm: ArmSpec, sweepValue: number | null): RunLoss {
  */
 export async function expandRuns(spec: StudySpec): Promise<RunPlan[]> {
   const runs: RunPlan[] = [];
-  let negativesSha256: string | undefined;
-  if (spec.training.negatives !== undefined) {
-    try {
-      negativesSha256 = await sha256Hex(await Deno.readFile(spec.training.negatives));
-    } catch (e) {
-      throw new StudySpecError(
-        "study spec",
-        "training.negatives",
-        `cannot read ${spec.training.negatives} (${(e as Error).message})`,
-      );
-    }
-  }
+  const negativesSha256 = await checkStudyFiles(spec);
   for (const arm of spec.arms) {
     const values = arm.kind === "static-sweep" ? arm.margins : [null];
     for (const sweepValue of values) {
@@ -610,7 +698,7 @@ export async function expandRuns(spec: StudySpec): Promise<RunPlan[]> {
             training: { ...spec.training },
             negativesSha256,
             loss,
-            teacher: loss.loss === "margin-mse" ? spec.teachers[loss.teacher] : null,
+            teacher: loss.loss === "margin-mse" ? resolveTeacher(spec, loss.teacher) : null,
             seed,
             budget,
             dataSeed: spec.dataSeed,
