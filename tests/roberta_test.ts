@@ -279,15 +279,7 @@ Deno.test("RoBERTa and XLM-RoBERTa encode as the float64 reference: tokenizer, p
         for (let i = 0; i < 2; i++) {
           const ids = want[i];
           const out = bertFamilyForward(
-            {
-              model_type: "roberta",
-              hidden: 64,
-              layers: 2,
-              heads: 4,
-              eps: raw.layer_norm_eps,
-              act: "gelu",
-              padId: 1,
-            },
+            robertaRefConfig(raw.layer_norm_eps),
             usePooler ? f64 : new Map([...f64].filter(([k]) => !k.startsWith("pooler."))),
             ids,
             ids.map(() => 1),
@@ -311,6 +303,19 @@ Deno.test("RoBERTa and XLM-RoBERTa encode as the float64 reference: tokenizer, p
   }
 });
 
+/** The float64 reference's settings for this file's small RoBERTa (64 wide, 2 layers, 4 heads). */
+function robertaRefConfig(eps: number) {
+  return {
+    model_type: "roberta",
+    hidden: 64,
+    layers: 2,
+    heads: 4,
+    eps,
+    act: "gelu",
+    padId: 1,
+  } as const;
+}
+
 /** The float64 reference embedding (L2-normalised) of `ids` through a RoBERTa's first token. */
 function robertaReference(
   raw: { layer_norm_eps: number },
@@ -321,15 +326,7 @@ function robertaReference(
     [...weights].map(([k, v]) => [k, { shape: v.shape, data: Float64Array.from(v.data) }]),
   );
   const out = bertFamilyForward(
-    {
-      model_type: "roberta",
-      hidden: 64,
-      layers: 2,
-      heads: 4,
-      eps: raw.layer_norm_eps,
-      act: "gelu",
-      padId: 1,
-    },
+    robertaRefConfig(raw.layer_norm_eps),
     f64,
     ids,
     ids.map(() => 1),
