@@ -166,7 +166,10 @@ export function annSettings(n: number, dim: number, o: AnnOverrides = {}): AnnSe
  * nDCG@10 0 to -0.0033 from exact (docs/index_scifact_nprobes.json), where half the partitions
  * (10) gave recall@100 0.963-0.970 and nDCG@10 down to -0.0046, and once -0.0067
  * (tests/index_test.ts holds recall@100 >= 0.95 and nDCG@10 within 0.005). Large corpora should
- * pick nprobes from the recall curve of `deno task bench --only index`. `o` overrides.
+ * pick nprobes from `eval --exact` on their own queries: on a synthetic corpus of 1M 384-d
+ * vectors (harder than real embeddings: near-tied neighbours) these defaults (64 of 1000
+ * partitions) gave recall@100 0.53, and all partitions 0.82
+ * (docs/bench_cpu_xeon_avx512_index_1m.json). `o` overrides.
  */
 export function searchSettings(
   ann: AnnSettings,
