@@ -10,7 +10,7 @@
 import { deepStrictEqual, ok, rejects, throws } from "node:assert/strict";
 import { getGpu } from "../src/gpu/device.ts";
 import { encodeTexts, formatTexts, promptPoolSkip } from "../src/models/encode.ts";
-import { loadEncoder, saveEncoder } from "../src/models/load.ts";
+import { downloadHubModel, loadEncoder, saveEncoder } from "../src/models/load.ts";
 import { writeSafetensors } from "../src/models/safetensors.ts";
 import {
   readSentenceTransformersLayout,
@@ -392,5 +392,75 @@ Deno.test("--pooling and the prompt flags are checked before anything loads", ()
     ok(e instanceof UsageError);
     ok(/--pooling must be one of cls, mean, max, lasttoken, pooler/.test(e.message));
     return true;
+  });
+});
+
+Deno.test("a Hub download (HF_ENDPOINT-style mirror) fetches the sentence-transformers files and loads as the source directory", async () => {
+  const gpu = await getGpu();
+  await withTempDir(async (dir) => {
+    const src = `${dir}/src`;
+    await Deno.mkdir(src);
+    await writeMiniLm(src);
+    await writeLayoutFiles(src, {
+      pooling: { pooling_mode_mean_tokens: true, include_prompt: false },
+      sb: { max_seq_length: 16, do_lower_case: false },
+      st: { prompts: { query: "query: ", passage: "passage: " }, default_prompt_name: null },
+    });
+    // A local mirror of the Hub's URL scheme: /<org>/<name>/resolve/main/<file>.
+    const requested: string[] = [];
+    const prefix = "/org/mini/resolve/main/";
+    await using server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (req) => {
+        const path = decodeURIComponent(new URL(req.url).pathname);
+        requested.push(path);
+        if (!path.startsWith(prefix) || path.includes("..")) {
+          return new Response(null, { status: 404 });
+        }
+        try {
+          return new Response(await Deno.readFile(`${src}/${path.slice(prefix.length)}`));
+        } catch {
+          return new Response(null, { status: 404 });
+        }
+      },
+    );
+    const endpoint = `http://127.0.0.1:${server.addr.port}/`;
+    const got = await downloadHubModel("org/mini", `${dir}/cache`, endpoint);
+    deepStrictEqual(got, `${dir}/cache/org--mini`);
+    for (
+      const f of [
+        "modules.json",
+        "1_Pooling/config.json",
+        "sentence_bert_config.json",
+        "config_sentence_transformers.json",
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "model.safetensors",
+      ]
+    ) {
+      deepStrictEqual(await Deno.readFile(`${got}/${f}`), await Deno.readFile(`${src}/${f}`), f);
+    }
+    const a = await loadEncoder(gpu, src);
+    const b = await loadEncoder(gpu, got);
+    deepStrictEqual(b.text, a.text);
+    deepStrictEqual(b.config, a.config);
+    for (const role of ["query", "document"] as const) {
+      const ea = await encodeTexts(gpu, a, ["Protein folding"], { role });
+      const eb = await encodeTexts(gpu, b, ["Protein folding"], { role });
+      deepStrictEqual(eb.data, ea.data, `${role}: the downloaded model encodes as its source`);
+    }
+    // Cached: a second call fetches nothing.
+    const n = requested.length;
+    deepStrictEqual(await downloadHubModel("org/mini", `${dir}/cache`, endpoint), got);
+    deepStrictEqual(requested.length, n, "a cached model is not fetched again");
+    // A model without weights: an error naming it, and no partial directory left behind.
+    await Deno.remove(`${src}/model.safetensors`);
+    await rejects(
+      downloadHubModel("org/mini", `${dir}/cache2`, endpoint),
+      /org\/mini has no safetensors weights/,
+    );
+    deepStrictEqual([...Deno.readDirSync(`${dir}/cache2`)], [], "no partial download left");
+    for (const m of [a, b]) for (const t of m.named.values()) t.destroy();
   });
 });

@@ -70,15 +70,23 @@ const ST_FILES = ["sentence_bert_config.json", "config_sentence_transformers.jso
  * sentence-transformers layout when it has one (modules.json, the pooling config,
  * sentence_bert_config.json, config_sentence_transformers.json), into the cache (once),
  * returning the directory. Offline, the error says so and how to provide the files.
+ *
+ * `endpoint` is the Hub's address: by default `$HF_ENDPOINT` (the variable huggingface_hub reads
+ * for a mirror), else `https://huggingface.co`; files are fetched from
+ * `<endpoint>/<name>/resolve/main/<file>`.
  */
-export async function downloadHubModel(name: string, cacheDir = modelCacheDir()): Promise<string> {
+export async function downloadHubModel(
+  name: string,
+  cacheDir = modelCacheDir(),
+  endpoint = Deno.env.get("HF_ENDPOINT") || "https://huggingface.co",
+): Promise<string> {
   const dir = `${cacheDir}/${name.replaceAll("/", "--")}`;
   if (
     await isDir(dir) &&
     (await Deno.stat(`${dir}/config.json`).catch(() => null) ||
       await Deno.stat(`${dir}/modules.json`).catch(() => null))
   ) return dir;
-  const base = `https://huggingface.co/${name}/resolve/main`;
+  const base = `${endpoint.replace(/\/+$/, "")}/${name}/resolve/main`;
   const tmp = `${dir}.partial-${crypto.randomUUID()}`;
   await Deno.mkdir(tmp, { recursive: true });
   const fetchTo = async (file: string, optional = false): Promise<boolean> => {
@@ -87,7 +95,9 @@ export async function downloadHubModel(name: string, cacheDir = modelCacheDir())
       response = await fetch(`${base}/${file}`);
     } catch (e) {
       throw new Error(
-        `cannot download ${name} from the Hugging Face Hub (${(e as Error).message}). ` +
+        `cannot download ${name} from the Hugging Face Hub at ${endpoint} (${
+          (e as Error).message
+        }). ` +
           `Offline? Put the model directory (config.json, model.safetensors, tokenizer.json) ` +
           `on disk and pass its path instead, or place it at ${dir}.`,
       );
