@@ -18,8 +18,14 @@ fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 # The index's pinned npm packages (LanceDB 0.31.0 with its native linux-x64 binary, Apache Arrow
 # 18.1.0, parquet-wasm 0.8.0), fetched now rather than on first use; nothing else imports them.
-(cd "$(dirname "$0")/.." && $DENO cache --no-check=remote src/index/lance.ts src/index/parquet.ts \
-  >/dev/null 2>&1) || echo "setup: could not fetch the index packages (LanceDB, Arrow, parquet-wasm)"
+# A failure is reported with its reason and does not stop the set-up: only `deno task index`,
+# `eval --index` and their tests need these packages.
+if ! fetched=$(cd "$(dirname "$0")/.." && $DENO cache --no-check=remote src/index/lance.ts \
+  src/index/parquet.ts 2>&1); then
+  echo "setup: could not fetch the index packages (LanceDB, Arrow, parquet-wasm); deno task index" \
+    "and its tests will fail until they are. deno cache said:" >&2
+  printf '%s\n' "$fetched" | tail -n 5 >&2
+fi
 probe='const a = await navigator.gpu?.requestAdapter(); if (!a) Deno.exit(1); console.log(a.info?.description || a.info?.vendor || "adapter");'
 if adapter=$($DENO eval "$probe" 2>/dev/null) && [ -n "$adapter" ]; then
   echo "setup: WebGPU adapter found: $adapter"
