@@ -125,17 +125,27 @@ export interface ShardResult {
 }
 
 /**
- * Checks a shard or part file's metadata against the encoder and corpus of this call: another
- * identity or corpus is a {@link ShardMismatchError} naming the file and what to do.
+ * Checks a shard or part file's metadata against `expect`'s encoder identity and corpus: another
+ * one is a {@link ShardMismatchError} naming the file, both values, and `advice`.
  */
-function checkMeta(path: string, meta: Record<string, string>, want: Record<string, string>) {
-  for (const [key, what] of [["model", "encoder"], ["corpus", "corpus"]] as const) {
-    if (meta[key] !== want[key]) {
+function checkMeta(
+  path: string,
+  meta: Record<string, string>,
+  expect: ShardExpectation,
+  advice: string,
+) {
+  for (
+    const [key, what, value] of [
+      ["model", "encoder identity", expect.identity],
+      ["corpus", "corpus fingerprint", expect.corpus],
+    ] as const
+  ) {
+    if (meta[key] !== value) {
       throw new ShardMismatchError(
         path,
-        `was encoded with another ${what} (${key} ${(meta[key] ?? "none").slice(0, 12)}, ` +
-          `this run ${want[key].slice(0, 12)}): every shard of an index must use the same ` +
-          `model, maximum length, prompts and corpus; use another --out, or remove the shards`,
+        `its ${what} ${meta[key] ?? "(none)"} differs from ${expect.source}'s ${value}: every ` +
+          `shard of an index must be encoded with the index's model, maximum length, prompts ` +
+          `and corpus; ${advice}`,
       );
     }
   }
@@ -162,9 +172,11 @@ export async function encodeShard(
     shard: `${i + 1}/${n}`,
     documents: String(end - start),
   };
+  const expect = { identity: want.model, corpus: want.corpus, source: "this run" };
+  const advice = "use another --out, or remove the shards";
   await Deno.mkdir(`${opts.out}/shards`, { recursive: true });
   if (await exists(path)) {
-    checkMeta(path, await readEmbeddingMeta(path), want);
+    checkMeta(path, await readEmbeddingMeta(path), expect, advice);
     log(`shard ${i + 1}/${n}: already encoded (${path})`);
     opts.onProgress?.(end - start, end - start, end - start);
     return { path, documents: end - start, encoded: 0, tokens: 0 };
@@ -179,7 +191,7 @@ export async function encodeShard(
     const meta = { ...want, part: String(p), first: String(a), count: String(b - a) };
     if (await exists(file)) {
       const rows = await readEmbeddingParquet(file);
-      checkMeta(file, rows.meta, want);
+      checkMeta(file, rows.meta, expect, advice);
       if (rows.meta.first === meta.first && rows.ids.length === b - a) {
         kept++;
         pieces.push(rows);
@@ -228,8 +240,7 @@ export interface ShardExpectation {
 }
 
 /**
- * Reads the shards of an index of `n` shards one at a time, in corpus order, each with its first
- * row's position in the corpus. Every shard must be there and carry `want`'s identity and corpus
+ * Reads the shards of an index of `n` shards one at a time, in corpus order. Every shard must be there and carry `want`'s identity and corpus
  * (without `want`: the first shard's); one that does not is a {@link ShardMismatchError} naming
  * the shard's file and both values. Host memory: one shard's rows at a time (the caller drops
  * each before asking for the next).
@@ -238,8 +249,7 @@ export async function* eachShard(
   out: string,
   n: number,
   want?: ShardExpectation,
-): AsyncGenerator<EmbeddingRows & { first: number }> {
-  let first = 0;
+): AsyncGenerator<EmbeddingRows> {
   let expect = want;
   let dim: number | undefined;
   for (let i = 0; i < n; i++) {
@@ -267,23 +277,13 @@ export async function* eachShard(
         `holds ${rows.dim}-d embeddings where the shards before it hold ${dim}-d ones`,
       );
     }
-    for (
-      const [key, what, value] of [
-        ["model", "encoder identity", expect.identity],
-        ["corpus", "corpus fingerprint", expect.corpus],
-      ] as const
-    ) {
-      if (rows.meta[key] !== value) {
-        throw new ShardMismatchError(
-          path,
-          `its ${what} ${rows.meta[key] ?? "(none)"} differs from ${expect.source}'s ${value}: ` +
-            `every shard of an index must be encoded with the index's model, maximum length, ` +
-            `prompts and corpus; re-encode this shard (remove it and rerun deno task index)`,
-        );
-      }
-    }
-    yield { ...rows, first };
-    first += rows.ids.length;
+    checkMeta(
+      path,
+      rows.meta,
+      expect,
+      "re-encode this shard (remove it and rerun deno task index)",
+    );
+    yield rows;
   }
 }
 

@@ -400,18 +400,12 @@ export function buildStudyResults(
   const top = Math.max(...spec.budgets);
   const arms: Record<string, ArmResults> = {};
   const pickedTop: Record<string, Record<string, Picked>> = {};
-  const bestByBudget: Record<string, Record<string, number | null>> = {};
   for (const arm of spec.arms) {
     const budgets: Record<string, ArmBudget> = {};
-    bestByBudget[arm.name] = {};
     for (const b of spec.budgets) {
       const r = armBudget(spec, runs, arm, b);
       if (!r) continue;
       budgets[String(b)] = r.entry;
-      const bests = Object.values(r.entry.seeds).map((s) => s.ledger.bestNdcg10).filter((
-        x,
-      ): x is number => x !== null);
-      bestByBudget[arm.name][String(b)] = bests.length ? meanOf(bests) : null;
       if (b === top) pickedTop[arm.name] = r.picked;
     }
     const t = budgets[String(top)];
@@ -453,6 +447,7 @@ export function buildStudyResults(
   if (selfArms.length === 0) aDetails.push("insufficient data: no adaptive or distributed arm");
 
   // (b) data efficiency.
+  const curves = budgetCurves(arms);
   const efficiency: StudyResults["data_efficiency"] = {};
   const bDetails: string[] = [], bStatus: Verdict["status"][] = [];
   for (const s of selfArms) {
@@ -484,13 +479,11 @@ export function buildStudyResults(
     const target = targets.length ? meanOf(targets) : null;
     let smallestBudget: number | null = null;
     if (target !== null) {
-      for (const b of spec.budgets) {
-        const best = bestByBudget[s][String(b)];
-        if (best !== null && best !== undefined && best >= target) {
-          smallestBudget = b;
-          break;
-        }
-      }
+      // Budgets by increasing size (an arm with the largest budget is in `curves`).
+      const reachedAt = curves[s].find((p) =>
+        p.bestValidationNdcg10 !== null && p.bestValidationNdcg10 >= target
+      );
+      smallestBudget = reachedAt?.budget ?? null;
     }
     const mean = reached.length ? meanOf(reached) : null;
     efficiency[`${s} vs ${ref}`] = {
@@ -630,7 +623,7 @@ export function buildStudyResults(
       "a teacher's time (its training, when the study trains it, and its scoring) is charged to each Margin-MSE run in proportion to its triples",
       "a static sweep reports the run that won on validation; its cost is every run's",
     ],
-    budget_curve: budgetCurves(arms),
+    budget_curve: curves,
     conditions,
   };
 }
