@@ -254,6 +254,7 @@ export type { EmbeddingRows } from "./src/index/parquet.ts";
 
 // Studies: specs, teachers, and the numbers a report reads off the runs.
 export {
+  ARM_TRAINING_KEYS,
   budgetSubset,
   checkStudyFiles,
   expandRuns,
@@ -264,6 +265,7 @@ export {
 } from "./src/study/spec.ts";
 export type {
   ArmSpec,
+  ArmTraining,
   MarginArmOptions,
   ModelLoadSpec,
   ResolvedTeacherSpec,

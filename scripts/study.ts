@@ -71,6 +71,9 @@ Spec keys (defaults in brackets; each is documented in src/study/spec.ts, StudyS
                       [reference], detachTarget [false], error l1|l2|soft [l2])
                     margin-mse: teacher (a name under teachers)
                     infonce: scale [20]
+                  every arm may also set training {batchSize, lr, queryLength, docLength,
+                  maxSteps, validateEvery, patience}: its own over the shared settings
+                  (a teacher the study trains keeps the shared ones)
   teachers        {name: {kind, ...}}, kind one of: encoder {model} (cosine),
                   cross-encoder {model} (logit), mean {of: [names]} (z-normalised mean),
                   trained {scale [20], docLength, maxSteps} (the base model trained by the

@@ -11,6 +11,8 @@ import {
   StudySpecError,
 } from "../src/study/spec.ts";
 import { studyPreset } from "../src/study/presets.ts";
+import { buildStudyResults } from "../src/study/report.ts";
+import type { RunResult } from "../src/study/run.ts";
 import {
   dataEfficiency,
   ledgerLine,
@@ -121,6 +123,48 @@ Deno.test("a run's key changes with any setting that changes the run, and only t
   ) assert((await key(changed)) !== k0, JSON.stringify(changed));
 });
 
+Deno.test("an arm's own training settings: the merged settings are its key; a teacher's stay shared", async () => {
+  const arm = (training?: Record<string, unknown>) => ({
+    name: "a",
+    kind: "margin",
+    target: "adaptive",
+    ...(training ? { training } : {}),
+  });
+  const mse = (training?: Record<string, unknown>) => ({
+    name: "m",
+    kind: "margin-mse",
+    teacher: "t",
+    ...(training ? { training } : {}),
+  });
+  const spec = (shared: Record<string, unknown>, arms: unknown[]) =>
+    parseStudySpec({
+      dataset: "d",
+      seeds: [1],
+      training: { lr: 1e-4, ...shared },
+      teachers: { t: { kind: "trained" } },
+      arms,
+    });
+  const plans = async (s: ReturnType<typeof spec>) => await expandRuns(s);
+  const [own] = await plans(spec({}, [arm({ lr: 3e-4, maxSteps: 40 })]));
+  const [shared] = await plans(spec({ lr: 3e-4, maxSteps: 40 }, [arm()]));
+  assertEquals(own.settings.training.lr, 3e-4);
+  assertEquals(own.settings.training.maxSteps, 40);
+  assertEquals(own.key, shared.key, "an arm's own lr is keyed as if it were shared");
+  const [same] = await plans(spec({}, [arm({ lr: 1e-4 })]));
+  const [none] = await plans(spec({}, [arm()]));
+  assertEquals(same.key, none.key, "an override equal to the shared value changes nothing");
+  // Margin-MSE: the trained teacher learns with the shared lr, so it is part of the key.
+  const [mOwn] = await plans(spec({}, [mse({ lr: 3e-4 })]));
+  const [mShared] = await plans(spec({ lr: 3e-4 }, [mse()]));
+  assertEquals(mOwn.settings.teacherTraining?.lr, 1e-4);
+  assertEquals(mShared.settings.teacherTraining, undefined);
+  assert(mOwn.key !== mShared.key, "another teacher, another key");
+  const [mOther] = await plans(spec({ lr: 2e-4 }, [mse({ lr: 3e-4 })]));
+  assert(mOther.key !== mOwn.key, "the teacher's lr changed");
+  const [mSame] = await plans(spec({}, [mse({ lr: 1e-4 })]));
+  assertEquals(mSame.key, (await plans(spec({}, [mse()])))[0].key);
+});
+
 Deno.test("canonical JSON sorts keys at every depth", () => {
   assertEquals(
     canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } }),
@@ -160,6 +204,18 @@ Deno.test("a bad spec is one clear error naming the field, before anything runs"
     [{ ...SPEC, seeds: [1, 1] }, /seeds: repeats a seed/],
     [{ ...SPEC, dataset: undefined }, /dataset: expected a non-empty string/],
     [{ ...SPEC, arms: [] }, /arms: must not be empty/],
+    [
+      { ...SPEC, arms: [{ ...SPEC.arms[1], training: { lr: 0 } }] },
+      /arms\[0\]\.training\.lr: expected a positive number/,
+    ],
+    [
+      { ...SPEC, arms: [{ ...SPEC.arms[1], training: { negativesPerPositive: 4 } }] },
+      /arms\[0\]\.training\.negativesPerPositive: unknown field/,
+    ],
+    [
+      { ...SPEC, arms: [{ ...SPEC.arms[0], training: { batchSize: 2.5 } }] },
+      /arms\[0\]\.training\.batchSize: expected an integer/,
+    ],
     [
       { ...SPEC, arms: [SPEC.arms[1], SPEC.arms[1]] },
       /arms\[1\]\.name: repeats the arm name "adaptive"/,
@@ -426,4 +482,64 @@ Deno.test("checkStudyFiles: an unreadable or malformed negatives file is one err
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a run shared by a margin arm and a sweep is the sweep's margin in the report", async () => {
+  // The fixed arm asks for margin 0.3 first, so the shared run's result says sweepValue null;
+  // the sweep must still report 0.3 as the value it tried and won with.
+  const spec = parseStudySpec({
+    dataset: "d",
+    seeds: [1],
+    arms: [
+      { name: "fixed", kind: "margin", target: 0.3 },
+      { name: "sweep", kind: "static-sweep", margins: [0.1, 0.3] },
+    ],
+  });
+  const plans = await expandRuns(spec);
+  assertEquals(plans[0].key, plans[2].key, "fixed and the sweep's 0.3 share one run");
+  const result = (key: string, best: number): RunResult => ({
+    key,
+    arm: "fixed",
+    seed: 1,
+    budget: 1,
+    sweepValue: null,
+    checkpoint: "best",
+    test: { ndcg_cut_10: best, recip_rank: best, recall_100: best, recall_1000: best },
+    perQueryNdcg10: { q1: best },
+    cost: {
+      teacherSeconds: 0,
+      trainSeconds: 10,
+      validationSeconds: 1,
+      triples: 100,
+      tokens: 1000,
+      steps: 10,
+      curve: [{ step: 10, triples: 100, seconds: 11, ndcg10: best }],
+    },
+    tokensApproximate: true,
+    stopReason: null,
+    testSeconds: 1,
+  });
+  const results = new Map([
+    [plans[0].key, result(plans[0].key, 0.6)],
+    [plans[1].key, { ...result(plans[1].key, 0.4), arm: "sweep", sweepValue: 0.1 }],
+  ]);
+  const r = buildStudyResults(spec, { plans, results, trained: [], teachers: {} });
+  const seed = r.arms.sweep.budgets["1"].seeds["1"];
+  assertEquals(seed.sweepValue, 0.3);
+  assertEquals(seed.sweep, { "0.1": 0.4, "0.3": 0.6 });
+  assertEquals(r.arms.sweep.budgets["1"].ledger.steps, 20, "the sweep pays for both runs");
+});
+
+Deno.test("the README's study spec, which uses every key, parses and expands", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const block = /```json\n(\{\n {2}"dataset"[\s\S]*?\n\})\n```/.exec(readme);
+  assert(block, "README.md holds a JSON study spec");
+  const { training: { negatives: _, ...training }, ...rest } = JSON.parse(block[1]);
+  const spec = parseStudySpec({ ...rest, training }, "README.md");
+  assertEquals(spec.arms.find((a) => a.name === "adaptive")?.training, { lr: 6e-5 });
+  const runs = await expandRuns(spec);
+  // 5 arms, the sweep as 4 margins: 8 trainings x 4 budgets x 3 seeds.
+  assertEquals(runs.length, 8 * 4 * 3);
+  assert(runs.filter((r) => r.arm === "adaptive").every((r) => r.settings.training.lr === 6e-5));
+  assert(runs.filter((r) => r.arm !== "adaptive").every((r) => r.settings.training.lr === 2e-5));
 });

@@ -221,6 +221,8 @@ const p3 = (x: number) => Number.isFinite(x) ? x.toPrecision(3) : String(x);
 /** An arm's reported run per (budget, seed), with the method's runs (all of a sweep's). */
 interface Picked {
   result: RunResult;
+  /** The run's margin in this arm's sweep (from the plan: a shared run's result may be another arm's). */
+  sweepValue: number | null;
   line: LedgerLine;
   method: LedgerLine[];
   sweep?: Record<string, number | null>;
@@ -235,16 +237,17 @@ function pick(
   const plans = runs.plans.filter((p) =>
     p.arm === arm.name && p.budget === budget && p.seed === seed
   );
-  const entries = plans.map((p) => runs.results.get(p.key)).filter((r): r is RunResult =>
-    r !== undefined
-  ).map((result) => ({ result, line: ledgerLine(result.cost) }));
+  const entries = plans.flatMap((p) => {
+    const result = runs.results.get(p.key);
+    return result ? [{ result, sweepValue: p.sweepValue, line: ledgerLine(result.cost) }] : [];
+  });
   if (entries.length === 0 || entries.length < plans.length) return null;
   if (arm.kind !== "static-sweep") {
     return { ...entries[0], method: [entries[0].line] } satisfies Picked;
   }
   const winner = sweepWinner(entries) ?? entries[0];
   const sweep: Record<string, number | null> = {};
-  for (const e of entries) sweep[String(e.result.sweepValue)] = e.line.bestNdcg10;
+  for (const e of entries) sweep[String(e.sweepValue)] = e.line.bestNdcg10;
   return { ...winner, method: entries.map((e) => e.line), sweep } satisfies Picked;
 }
 
@@ -259,7 +262,7 @@ function armBudget(spec: StudySpec, runs: StudyRuns, arm: ArmSpec, budget: numbe
     method.push(...p.method);
     seeds[seed] = {
       run: p.result.key,
-      sweepValue: p.result.sweepValue,
+      sweepValue: p.sweepValue,
       test: p.result.test,
       ledger: p.line,
       ...(p.sweep ? { sweep: p.sweep } : {}),
@@ -628,6 +631,12 @@ export function buildStudyResults(
   };
 }
 
+/** Training settings as one phrase: `batchSize 16, lr 0.0001, ...` in the given order. */
+function settingsText(t: object): string {
+  return Object.entries(t).filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${v}`)
+    .join(", ");
+}
+
 /**
  * report.md's Markdown from a spec and its results (all it reads: a report can be re-rendered
  * from a results.json alone). It links the three SVG plots {@link writeStudyReport} writes.
@@ -705,6 +714,13 @@ export function renderStudyReport(spec: StudySpec, r: StudyResults): string {
 Base model ${spec.model}; seeds ${spec.seeds.join(", ")}; budgets ${spec.budgets.join(", ")}
 (nested subsets of the training triples, data seed ${spec.dataSeed}); reference arm
 ${r.reference ?? "none"}; TOST margin ±${spec.tostMargin} nDCG@10.
+
+Shared training settings: ${settingsText(spec.training)}.
+${
+    spec.arms.filter((a) => a.training && Object.keys(a.training).length > 0).map((a) =>
+      `Arm ${a.name} trains with its own ${settingsText(a.training!)}.`
+    ).join("\n") || "No arm overrides them."
+  }
 
 ## Conditions
 

@@ -52,9 +52,40 @@ export interface MarginArmOptions {
   error: MarginError;
 }
 
+/**
+ * The training settings an arm may set for itself over the shared ones (for instance a learning
+ * rate chosen for that loss on validation). The data settings (negatives, validation queries)
+ * stay shared: every arm sees the same triples and validation.
+ */
+export type ArmTraining = Partial<
+  Pick<
+    StudyTraining,
+    "batchSize" | "lr" | "queryLength" | "docLength" | "maxSteps" | "validateEvery" | "patience"
+  >
+>;
+
+/** The keys of {@link ArmTraining}. */
+export const ARM_TRAINING_KEYS: readonly (keyof ArmTraining)[] = Object.freeze([
+  "batchSize",
+  "lr",
+  "queryLength",
+  "docLength",
+  "maxSteps",
+  "validateEvery",
+  "patience",
+]);
+
 /** One arm: a training configuration, run for every seed and budget. */
 export type ArmSpec =
-  & { name: string }
+  & {
+    name: string;
+    /**
+     * This arm's own training settings over the shared ones (absent: the shared ones). A run's
+     * key holds the merged settings, so an arm whose override equals the shared value has the
+     * key it would have without it.
+     */
+    training?: ArmTraining;
+  }
   & (
     | ({ kind: "margin"; target: "adaptive" | "distributed" | number } & MarginArmOptions)
     | ({ kind: "static-sweep"; margins: number[] } & MarginArmOptions)
@@ -276,8 +307,34 @@ function marginOptions(r: Reader, a: Json, field: string): MarginArmOptions {
   return o;
 }
 
+function parseArmTraining(r: Reader, v: unknown, field: string): ArmTraining {
+  const t = r.object(v, field);
+  r.only(t, field, [...ARM_TRAINING_KEYS]);
+  const o: ArmTraining = {};
+  for (const key of ARM_TRAINING_KEYS) {
+    if (t[key] === undefined) continue;
+    o[key] = key === "lr"
+      ? r.number(t[key], `${field}.lr`, (x) => x > 0, "a positive number")
+      : r.int(t[key], `${field}.${key}`, 1);
+  }
+  return o;
+}
+
 function parseArm(r: Reader, v: unknown, field: string): ArmSpec {
   const a = r.object(v, field);
+  const armOnly = (keys: string[]) => r.only(a, field, [...keys, "training"]);
+  const training = a.training === undefined
+    ? {}
+    : { training: parseArmTraining(r, a.training, `${field}.training`) };
+  return { ...parseArmKind(r, a, field, armOnly), ...training };
+}
+
+function parseArmKind(
+  r: Reader,
+  a: Json,
+  field: string,
+  only: (keys: string[]) => void,
+): ArmSpec {
   const name = r.string(a.name, `${field}.name`);
   if (!ARM_KINDS.includes(a.kind as typeof ARM_KINDS[number])) {
     r.fail(
@@ -295,7 +352,7 @@ function parseArm(r: Reader, v: unknown, field: string): ArmSpec {
   };
   switch (a.kind as typeof ARM_KINDS[number]) {
     case "margin": {
-      r.only(a, field, [...marginFields, "target"]);
+      only([...marginFields, "target"]);
       const t = a.target;
       const target = t === "adaptive" || t === "distributed"
         ? t
@@ -305,7 +362,7 @@ function parseArm(r: Reader, v: unknown, field: string): ArmSpec {
       return { name, kind: "margin", target, ...o };
     }
     case "static-sweep": {
-      r.only(a, field, [...marginFields, "margins"]);
+      only([...marginFields, "margins"]);
       const margins = r.array(a.margins, `${field}.margins`).map((m, i) =>
         r.number(m, `${field}.margins[${i}]`, () => true, "a number")
       );
@@ -315,10 +372,10 @@ function parseArm(r: Reader, v: unknown, field: string): ArmSpec {
       return { name, kind: "static-sweep", margins, ...o };
     }
     case "margin-mse":
-      r.only(a, field, ["name", "kind", "teacher"]);
+      only(["name", "kind", "teacher"]);
       return { name, kind: "margin-mse", teacher: r.string(a.teacher, `${field}.teacher`) };
     case "infonce":
-      r.only(a, field, ["name", "kind", "scale"]);
+      only(["name", "kind", "scale"]);
       return {
         name,
         kind: "infonce",
@@ -642,6 +699,11 @@ export interface RunPlan {
     loss: RunLoss;
     /** The Margin-MSE teacher, resolved (a mean's members' definitions, not their names). */
     teacher: ResolvedTeacherSpec | null;
+    /**
+     * The shared training settings a trained teacher learns with, when the arm's own
+     * (`training`) differ from them; absent otherwise (then `training` is the shared settings).
+     */
+    teacherTraining?: StudyTraining;
     seed: number;
     budget: number;
     dataSeed: number;
@@ -679,8 +741,9 @@ function runLoss(arm: ArmSpec, sweepValue: number | null): RunLoss {
 
 /**
  * Every run of the study, in a stable order (arm, then sweep value, then budget, then seed), each
- * with its key. Arms that train alike (the same loss) share their runs' keys, so a run is never
- * trained twice.
+ * with its key. An arm's runs train with the shared training settings overridden by the arm's
+ * own. Arms that train alike (the same loss and settings) share their runs' keys, so a run is
+ * never trained twice.
  */
 export async function expandRuns(spec: StudySpec): Promise<RunPlan[]> {
   const runs: RunPlan[] = [];
@@ -691,14 +754,17 @@ export async function expandRuns(spec: StudySpec): Promise<RunPlan[]> {
       for (const budget of spec.budgets) {
         for (const seed of spec.seeds) {
           const loss = runLoss(arm, sweepValue);
+          const training = { ...spec.training, ...arm.training };
+          const own = canonicalJson(training) !== canonicalJson(spec.training);
           const settings = {
             dataset: spec.dataset,
             model: spec.model,
             load: spec.load,
-            training: { ...spec.training },
+            training,
             negativesSha256,
             loss,
             teacher: loss.loss === "margin-mse" ? resolveTeacher(spec, loss.teacher) : null,
+            teacherTraining: loss.loss === "margin-mse" && own ? { ...spec.training } : undefined,
             seed,
             budget,
             dataSeed: spec.dataSeed,
