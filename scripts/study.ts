@@ -38,9 +38,9 @@ DIR/validation_vs_triples.svg, DIR/validation_vs_seconds.svg and DIR/budget_curv
 Options:
   --spec FILE     a study spec (JSON; its keys below)
   --preset NAME   a built-in study: tiny (a SciFact slice, a few steps: a smoke test) or
-                  scifact (full SciFact, USE-lite, every arm, one seed, budgets 0.25 and 1,
-                  the settings of deno task demo: 97 min measured on a 2-core CPU; see
-                  docs/study_scifact/README.md)
+                  scifact (full SciFact, USE-lite, every arm at its own learning rate
+                  chosen on validation, one seed, budgets 0.25 and 1; about 2 hours from
+                  scratch on a 2-core CPU; see docs/study_scifact/README.md)
   --out DIR       output directory (required)
   --data DIR      where the dataset is (the dataset directory, or one holding it); default
                   $SELFMARGIN_DATA_DIR/<dataset>, else the cache

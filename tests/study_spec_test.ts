@@ -402,7 +402,7 @@ Deno.test("the scifact preset's run keys are those of docs/study_scifact/results
   );
   assertEquals(
     key("adaptive", 1),
-    "279063928e475c15e05a68b3ea530ee28b4ddae96596f844fa222ab00bc4a88f",
+    "2fa9d4ed0209cdbbb05ab1d029d050c62af8b8e888b72c8e837ab73b34beeeff",
   );
   assertEquals(
     key("static-sweep", 1, 0.3),
