@@ -8,9 +8,10 @@
 // len(tokenize(prompt)) - 1 positions), at 1e-4 absolute as the other encoder tests (f32
 // accumulation over H = 384 products of O(1) terms gives ~1e-5).
 import { deepStrictEqual, ok, rejects, throws } from "node:assert/strict";
-import { getGpu } from "../src/gpu/device.ts";
+import { getGpu, type Gpu } from "../src/gpu/device.ts";
 import { encodeTexts, formatTexts, promptPoolSkip } from "../src/models/encode.ts";
 import { downloadHubModel, loadEncoder, saveEncoder } from "../src/models/load.ts";
+import type { LoadedEncoder } from "../src/models/hf.ts";
 import { writeSafetensors } from "../src/models/safetensors.ts";
 import {
   readSentenceTransformersLayout,
@@ -148,6 +149,17 @@ Deno.test("what the layout cannot express is an error naming the file and the mo
 });
 
 /** The MiniLM config cut to 2 layers, seeded weights and the MiniLM tokenizer, in `dir`. */
+/** `b` is `a`: the same text settings, config, and query and document embeddings, bit for bit. */
+async function assertSameEncoder(gpu: Gpu, a: LoadedEncoder, b: LoadedEncoder, what: string) {
+  deepStrictEqual(b.text, a.text);
+  deepStrictEqual(b.config, a.config);
+  for (const role of ["query", "document"] as const) {
+    const ea = await encodeTexts(gpu, a, ["Protein folding"], { role });
+    const eb = await encodeTexts(gpu, b, ["Protein folding"], { role });
+    deepStrictEqual(eb.data, ea.data, `${role}: ${what}`);
+  }
+}
+
 async function writeMiniLm(dir: string) {
   const raw = JSON.parse(await Deno.readTextFile(`${tokenizerDir}/config.json`));
   raw.num_hidden_layers = 2;
@@ -311,13 +323,7 @@ Deno.test("flags override the directory; a checkpoint saves the layout and a mod
       ]
     ) ok(card.includes(want), `model card lacks ${want}:\n${card}`);
     const back = await loadEncoder(gpu, `${dir}/out`);
-    deepStrictEqual(back.text, model.text);
-    deepStrictEqual(back.config, model.config);
-    for (const role of ["query", "document"] as const) {
-      const a = await encodeTexts(gpu, model, ["Protein folding"], { role });
-      const b = await encodeTexts(gpu, back, ["Protein folding"], { role });
-      deepStrictEqual(b.data, a.data, `${role}: the same embedding after the round trip`);
-    }
+    await assertSameEncoder(gpu, model, back, "the same embedding after the round trip");
   });
 });
 
@@ -443,13 +449,7 @@ Deno.test("a Hub download (HF_ENDPOINT-style mirror) fetches the sentence-transf
     }
     const a = await loadEncoder(gpu, src);
     const b = await loadEncoder(gpu, got);
-    deepStrictEqual(b.text, a.text);
-    deepStrictEqual(b.config, a.config);
-    for (const role of ["query", "document"] as const) {
-      const ea = await encodeTexts(gpu, a, ["Protein folding"], { role });
-      const eb = await encodeTexts(gpu, b, ["Protein folding"], { role });
-      deepStrictEqual(eb.data, ea.data, `${role}: the downloaded model encodes as its source`);
-    }
+    await assertSameEncoder(gpu, a, b, "the downloaded model encodes as its source");
     // Cached: a second call fetches nothing.
     const n = requested.length;
     deepStrictEqual(await downloadHubModel("org/mini", `${dir}/cache`, endpoint), got);

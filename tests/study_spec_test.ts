@@ -144,25 +144,24 @@ Deno.test("an arm's own training settings: the merged settings are its key; a te
       teachers: { t: { kind: "trained" } },
       arms,
     });
-  const plans = async (s: ReturnType<typeof spec>) => await expandRuns(s);
-  const [own] = await plans(spec({}, [arm({ lr: 3e-4, maxSteps: 40 })]));
-  const [shared] = await plans(spec({ lr: 3e-4, maxSteps: 40 }, [arm()]));
+  const [own] = await expandRuns(spec({}, [arm({ lr: 3e-4, maxSteps: 40 })]));
+  const [shared] = await expandRuns(spec({ lr: 3e-4, maxSteps: 40 }, [arm()]));
   assertEquals(own.settings.training.lr, 3e-4);
   assertEquals(own.settings.training.maxSteps, 40);
   assertEquals(own.key, shared.key, "an arm's own lr is keyed as if it were shared");
-  const [same] = await plans(spec({}, [arm({ lr: 1e-4 })]));
-  const [none] = await plans(spec({}, [arm()]));
+  const [same] = await expandRuns(spec({}, [arm({ lr: 1e-4 })]));
+  const [none] = await expandRuns(spec({}, [arm()]));
   assertEquals(same.key, none.key, "an override equal to the shared value changes nothing");
   // Margin-MSE: the trained teacher learns with the shared lr, so it is part of the key.
-  const [mOwn] = await plans(spec({}, [mse({ lr: 3e-4 })]));
-  const [mShared] = await plans(spec({ lr: 3e-4 }, [mse()]));
+  const [mOwn] = await expandRuns(spec({}, [mse({ lr: 3e-4 })]));
+  const [mShared] = await expandRuns(spec({ lr: 3e-4 }, [mse()]));
   assertEquals(mOwn.settings.teacherTraining?.lr, 1e-4);
   assertEquals(mShared.settings.teacherTraining, undefined);
   assert(mOwn.key !== mShared.key, "another teacher, another key");
-  const [mOther] = await plans(spec({ lr: 2e-4 }, [mse({ lr: 3e-4 })]));
+  const [mOther] = await expandRuns(spec({ lr: 2e-4 }, [mse({ lr: 3e-4 })]));
   assert(mOther.key !== mOwn.key, "the teacher's lr changed");
-  const [mSame] = await plans(spec({}, [mse({ lr: 1e-4 })]));
-  assertEquals(mSame.key, (await plans(spec({}, [mse()])))[0].key);
+  const [mSame] = await expandRuns(spec({}, [mse({ lr: 1e-4 })]));
+  assertEquals(mSame.key, (await expandRuns(spec({}, [mse()])))[0].key);
 });
 
 Deno.test("canonical JSON sorts keys at every depth", () => {
